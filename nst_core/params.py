@@ -1,0 +1,140 @@
+"""Parameters of one style-transfer run: one frozen, validated model with documented defaults.
+
+No torch here: the API validates job parameters with this same model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONTENT_LAYERS_DEFAULT: dict[str, float] = {"relu4_2": 1.0}
+STYLE_LAYERS_DEFAULT: dict[str, float] = {
+    "relu1_1": 1.0,
+    "relu2_1": 1.0,
+    "relu3_1": 1.0,
+    "relu4_1": 1.0,
+    "relu5_1": 1.0,
+}
+
+# Paper names of every VGG19 feature the extractor can return.
+LAYER_NAMES: tuple[str, ...] = tuple(
+    f"{kind}{block}_{i}"
+    for block, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
+    for i in range(1, n + 1)
+    for kind in ("conv", "relu")
+)
+
+Preset = Literal["fast", "balanced", "high"]
+
+
+class Schedule(BaseModel):
+    """Coarse-to-fine schedule: the long side of each scale and the iterations spent there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sizes: tuple[int, ...]
+    iterations: tuple[int, ...]
+
+
+# Fractions of the requested size per scale and iterations per scale. Most of the
+# work happens at low resolution, where an evaluation is cheap and the optimizer
+# lays down the large structures (swirls, strokes) a painting has.
+PRESETS: dict[str, tuple[tuple[float, ...], tuple[int, ...]]] = {
+    "fast": ((0.25, 0.5, 1.0), (120, 60, 20)),
+    "balanced": ((0.25, 0.354, 0.5, 0.707, 1.0), (150, 100, 80, 50, 30)),
+    "high": ((0.25, 0.354, 0.5, 0.707, 1.0), (300, 200, 150, 100, 80)),
+}
+MIN_SCALE_SIZE = 64
+
+
+class StyleParams(BaseModel):
+    """Everything that decides one run's output, with defaults that give a good image."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    size: int = Field(512, ge=32, le=4096, description="Long side of the output, in pixels.")
+    preset: Preset = Field("balanced", description="Point on the time-quality curve.")
+    scales: tuple[int, ...] | None = Field(
+        None, description="Explicit long side of each coarse-to-fine scale (overrides the preset)."
+    )
+    iterations: tuple[int, ...] | None = Field(
+        None, description="Iterations per scale (overrides the preset); one entry per scale."
+    )
+    content_weight: float = Field(0.05, ge=0, le=1e6)
+    style_weight: float = Field(1.0, ge=0, le=1e6)
+    tv_weight: float = Field(2e-5, ge=0, le=1e6)
+    content_layers: dict[str, float] = Field(default_factory=lambda: dict(CONTENT_LAYERS_DEFAULT))
+    style_layers: dict[str, float] = Field(default_factory=lambda: dict(STYLE_LAYERS_DEFAULT))
+    style_blend: tuple[float, ...] | None = Field(
+        None, description="Blend weight per style image (normalized); equal when omitted."
+    )
+    style_scale: float = Field(
+        1.0, gt=0.05, le=4.0, description="Style image size relative to the output's."
+    )
+    init: Literal["content", "noise", "image"] = "content"
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    color: Literal["none", "luminance", "histogram"] = Field(
+        "none", description="Keep the content's colors: luminance-only transfer or histogram match."
+    )
+    pooling: Literal["max", "avg"] = "max"
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    precision: Literal["auto", "fp32"] = "auto"
+    preview_every: int = Field(
+        25, ge=0, le=10_000, description="Iterations between preview images (0: none)."
+    )
+
+    @field_validator("content_layers", "style_layers")
+    @classmethod
+    def _known_layers(cls, layers: dict[str, float]) -> dict[str, float]:
+        if not layers:
+            raise ValueError("at least one layer is required")
+        unknown = sorted(set(layers) - set(LAYER_NAMES))
+        if unknown:
+            raise ValueError(f"unknown layer(s) {unknown}; known: relu1_1 ... relu5_4, conv1_1 ...")
+        if any(w < 0 for w in layers.values()):
+            raise ValueError("layer weights must be non-negative")
+        return layers
+
+    @field_validator("style_blend")
+    @classmethod
+    def _blend_positive(cls, blend: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if blend is not None and (any(w < 0 for w in blend) or sum(blend) <= 0):
+            raise ValueError("blend weights must be non-negative and not all zero")
+        return blend
+
+    @model_validator(mode="after")
+    def _schedule_consistent(self) -> StyleParams:
+        if self.iterations is not None:
+            if any(n < 0 or n > 100_000 for n in self.iterations):
+                raise ValueError("iterations must be between 0 and 100000")
+            n_scales = len(self.scales) if self.scales is not None else len(PRESETS[self.preset][0])
+            if len(self.iterations) != n_scales:
+                raise ValueError(f"iterations needs one entry per scale ({n_scales})")
+        if self.scales is not None:
+            if not self.scales or any(s < 16 or s > self.size for s in self.scales):
+                raise ValueError("scales must be between 16 and size")
+            if list(self.scales) != sorted(self.scales):
+                raise ValueError("scales must be increasing")
+        return self
+
+    def schedule(self) -> Schedule:
+        """The coarse-to-fine sizes and iterations this run will use."""
+        fractions, preset_iters = PRESETS[self.preset]
+        if self.scales is not None:
+            sizes = self.scales
+        else:
+            sizes = tuple(max(min(MIN_SCALE_SIZE, self.size), round(f * self.size)) for f in fractions)
+        iterations = self.iterations if self.iterations is not None else preset_iters
+        # Small outputs make several preset scales collapse to one size: merge their work.
+        merged: dict[int, int] = {}
+        for s, n in zip(sizes, iterations, strict=True):
+            merged[s] = merged.get(s, 0) + n
+        return Schedule(sizes=tuple(merged), iterations=tuple(merged.values()))
+
+    @property
+    def total_iterations(self) -> int:
+        """Iterations summed over all scales."""
+        return sum(self.schedule().iterations)
