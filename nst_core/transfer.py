@@ -1,0 +1,276 @@
+"""The Gatys et al. optimization: coarse-to-fine pixel optimization against VGG19 features.
+
+`Stylizer` is the split Cog makes between setup (load VGG19 once per process)
+and predict (`stylize`, once per job). Progress and cancellation cross in and
+out only through the `on_progress` callback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nst_core import color
+from nst_core.cache import GramCache, image_digest
+from nst_core.device import autocast, fast_dtype, resolve_device
+from nst_core.errors import Canceled, InvalidParams
+from nst_core.losses import content_loss, gram, style_loss, tv_loss
+from nst_core.params import StyleParams
+from nst_core.progress import Progress, ProgressCallback, Result
+from nst_core.vgg import Extractor
+
+MIN_SIDE = 16  # VGG19 pools four times before relu5_1; smaller inputs have no spatial extent left
+LOSS_SYNC_EVERY = 10  # reading a loss value forces a device sync; don't do it every iteration
+ADAM_LR = 0.02  # in 0..1 pixel units
+# fp16 autocast gradients underflow without scaling; bf16 and fp32 need none.
+FP16_LOSS_SCALE = 1024.0
+
+
+def scale_dims(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(width, height) with the given long side and the image's aspect ratio."""
+    w, h = size
+    k = long_side / max(w, h)
+    return max(MIN_SIDE, round(w * k)), max(MIN_SIDE, round(h * k))
+
+
+def to_tensor(image: Image.Image, dims: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """RGB PIL image resized to `dims` -> (1, 3, H, W) float tensor in 0..1."""
+    if image.size != dims:
+        shrinking = dims[0] < image.size[0]
+        image = image.resize(dims, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).to(device)
+
+
+def to_image(x: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) tensor in 0..1 -> RGB PIL image."""
+    array = x.detach()[0].float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(array), "RGB")
+
+
+class Stylizer:
+    """Holds the VGG19 extractor and the style-target cache of one process; runs jobs."""
+
+    def __init__(self, weights: str = "original", device: str = "auto", cache_entries: int = 64) -> None:
+        self.device = resolve_device(device)
+        self.weights = weights
+        self.extractor = Extractor.load(weights).to(self.device, memory_format=torch.channels_last)
+        self.grams = GramCache(cache_entries)
+
+    def stylize(
+        self,
+        content: Image.Image,
+        styles: Sequence[Image.Image],
+        params: StyleParams,
+        on_progress: ProgressCallback | None = None,
+        init_image: Image.Image | None = None,
+    ) -> Result:
+        """Paint `content` in the blend of `styles`; raises Canceled if the callback says stop."""
+        blend = self._check(styles, params, init_image)
+        torch.manual_seed(params.seed)
+        run = _Run(self, content, styles, blend, params, on_progress)
+        return run.execute(init_image)
+
+    def _check(self, styles: Sequence[Image.Image], params: StyleParams,
+               init_image: Image.Image | None) -> list[float]:
+        if not styles:
+            raise InvalidParams("at least one style image is required", field="style")
+        if params.style_blend is not None and len(params.style_blend) != len(styles):
+            raise InvalidParams(
+                f"style_blend has {len(params.style_blend)} weights for {len(styles)} style images",
+                field="style_blend",
+            )
+        if params.init == "image" and init_image is None:
+            raise InvalidParams("init='image' needs an init image", field="init")
+        if params.device != "auto" and resolve_device(params.device) != self.device:
+            raise InvalidParams(f"this stylizer runs on {self.device}, not {params.device}", field="device")
+        weights = params.style_blend or (1.0,) * len(styles)
+        return [w / sum(weights) for w in weights]
+
+    def style_grams(self, style: Image.Image, digest: str, long_side: int, params: StyleParams,
+                    reference: torch.Tensor | None, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+        """Gram targets of one style at one size; cached by the style's content hash."""
+        key = (self.weights, digest, long_side, tuple(sorted(params.style_layers)), params.pooling,
+               dtype, None if reference is None else image_digest(to_image(reference)))
+        grams = self.grams.get(key)
+        if grams is None:
+            s = to_tensor(style, scale_dims(style.size, long_side), self.device)
+            if reference is not None:
+                s = color.match_histogram(s, reference)
+            with torch.no_grad(), autocast(self.device, dtype):
+                feats = self.extractor(s.contiguous(memory_format=torch.channels_last),
+                                       params.style_layers, params.pooling)
+            grams = {name: gram(f) for name, f in feats.items()}
+            self.grams.put(key, grams)
+        return grams
+
+
+class _Run:
+    """State of one `stylize` call: the schedule, clocks, counters and the callback."""
+
+    def __init__(self, stylizer: Stylizer, content: Image.Image, styles: Sequence[Image.Image],
+                 blend: list[float], params: StyleParams, on_progress: ProgressCallback | None) -> None:
+        self.s = stylizer
+        self.content = content.convert("RGB")
+        self.styles = [st.convert("RGB") for st in styles]
+        self.digests = [image_digest(st) for st in self.styles]
+        self.blend = blend
+        self.p = params
+        self.on_progress = on_progress
+        self.dtype = fast_dtype(stylizer.device, params.precision)
+        self.schedule = params.schedule()
+        self.dims = [scale_dims(self.content.size, size) for size in self.schedule.sizes]
+        # ETA weighs each remaining iteration by its pixel count: a 512 px step costs ~4x a 256 px one.
+        self.work = [w * h * n for (w, h), n in zip(self.dims, self.schedule.iterations, strict=True)]
+        self.total_steps = sum(self.schedule.iterations)
+        self.step = 0
+        self.work_done = 0.0
+        self.evaluations = 0
+        self.cache_hits = 0
+        self.timings: dict[str, float] = {"style_targets": 0.0}
+        self.start = time.perf_counter()
+        self.opt_start = self.start
+
+    def execute(self, init_image: Image.Image | None) -> Result:
+        x: torch.Tensor | None = None
+        done_per_scale: list[int] = []
+        losses: dict[str, float] = {}
+        for index, dims in enumerate(self.dims):
+            content_t = to_tensor(self.content, dims, self.s.device)
+            targets = self._targets(content_t, index)
+            x = self._start_image(x, content_t, dims, init_image)
+            x, n_done, losses = self._optimize(x, content_t, targets, index)
+            done_per_scale.append(n_done)
+        assert x is not None
+        out = x.detach().clamp(0, 1)
+        if self.p.color == "luminance":
+            out = color.keep_luminance(out, content_t)
+        wall = time.perf_counter() - self.start
+        self._report("done", len(self.dims) - 1, self.schedule.iterations[-1], losses, out)
+        return Result(
+            image=to_image(out), wall_seconds=wall, iterations=done_per_scale,
+            evaluations=self.evaluations, losses=losses, style_cache_hits=self.cache_hits,
+            timings={**self.timings, "optimize": wall - self.timings["style_targets"]},
+        )
+
+    def _targets(self, content_t: torch.Tensor, index: int) -> tuple[dict, list[dict]]:
+        t0 = time.perf_counter()
+        with torch.no_grad(), autocast(self.s.device, self.dtype):
+            content_feats = self.s.extractor(content_t.contiguous(memory_format=torch.channels_last),
+                                             self.p.content_layers, self.p.pooling)
+        content_feats = {k: v.float() for k, v in content_feats.items()}
+        long_side = round(self.schedule.sizes[index] * self.p.style_scale)
+        reference = content_t if self.p.color == "histogram" else None
+        hits_before = self.s.grams.hits
+        style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype)
+                       for st, d in zip(self.styles, self.digests, strict=True)]
+        self.cache_hits += self.s.grams.hits - hits_before
+        self.timings["style_targets"] += time.perf_counter() - t0
+        self._report("style_targets", index, 0, {}, None)
+        return content_feats, style_grams
+
+    def _start_image(self, prev: torch.Tensor | None, content_t: torch.Tensor, dims: tuple[int, int],
+                     init_image: Image.Image | None) -> torch.Tensor:
+        if prev is not None:
+            x = F.interpolate(prev.detach(), size=(dims[1], dims[0]), mode="bicubic", align_corners=False)
+        elif self.p.init == "noise":
+            x = torch.rand(content_t.shape, device=self.s.device)
+        elif self.p.init == "image" and init_image is not None:
+            x = to_tensor(init_image, dims, self.s.device)
+        else:
+            x = content_t.clone()
+        # The optimized pixels stay in the default layout (L-BFGS flattens them); the copy
+        # into channels_last for the convs happens per evaluation and costs nothing visible.
+        return x.clamp(0, 1).contiguous().requires_grad_(True)
+
+    def _optimize(self, x: torch.Tensor, content_t: torch.Tensor, targets: tuple[dict, list[dict]],
+                  index: int) -> tuple[torch.Tensor, int, dict[str, float]]:
+        content_feats, style_grams = targets
+        layers = set(self.p.content_layers) | set(self.p.style_layers)
+        loss_scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
+        terms: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(self.s.device, self.dtype):
+                feats = self.s.extractor(x.contiguous(memory_format=torch.channels_last),
+                                         layers, self.p.pooling)
+            terms["content"] = content_loss(feats, content_feats, self.p.content_layers)
+            terms["style"] = sum(w * style_loss(feats, g, self.p.style_layers)
+                                 for w, g in zip(self.blend, style_grams, strict=True))
+            terms["tv"] = tv_loss(x)
+            loss = (self.p.content_weight * terms["content"] + self.p.style_weight * terms["style"]
+                    + self.p.tv_weight * terms["tv"])
+            (loss * loss_scale).backward()
+            if loss_scale != 1.0:
+                x.grad.div_(loss_scale)
+            terms["total"] = loss.detach()
+            self.evaluations += 1
+            return loss
+
+        if self.p.optimizer == "lbfgs":
+            # One evaluation per step, no line search: cheap and stable for this problem
+            # (as in neural-style); the history carries over from step to step.
+            optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=100,
+                                          tolerance_grad=-1.0, tolerance_change=-1.0)
+        else:
+            optimizer = torch.optim.Adam([x], lr=ADAM_LR)
+        n_iter = self.schedule.iterations[index]
+        (w, h) = self.dims[index]
+        losses: dict[str, float] = {}
+        for it in range(1, n_iter + 1):
+            optimizer.step(closure)
+            if self.p.optimizer == "adam":
+                # Adam's steps are local, so projecting back into range is safe; L-BFGS's
+                # curvature pairs would be corrupted by it, so it is clamped only between scales.
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            self.step += 1
+            self.work_done += w * h
+            if it % LOSS_SYNC_EVERY == 0 or it == n_iter:
+                losses = {k: float(v.detach()) for k, v in terms.items()}
+            preview = self.p.preview_every and it % self.p.preview_every == 0
+            self._report("optimize", index, it, losses, x if preview else None)
+        return x, n_iter, losses
+
+    def _report(self, stage: str, index: int, iteration: int, losses: dict[str, float],
+                preview: torch.Tensor | None) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = None
+        if self.work_done:
+            per_unit = (elapsed - self.timings["style_targets"]) / self.work_done
+            eta = per_unit * (sum(self.work) - self.work_done)
+        event = Progress(
+            stage=stage, scale=index + 1, scales=len(self.dims), size=self.dims[index],
+            iteration=iteration, iterations=self.schedule.iterations[index], step=self.step,
+            total_steps=self.total_steps, losses=dict(losses), elapsed=elapsed, eta=eta,
+            preview=None if preview is None else to_image(preview),
+        )
+        if self.on_progress(event) is True:
+            raise Canceled()
+
+
+_STYLIZERS: dict[tuple[str, str], Stylizer] = {}
+
+
+def get_stylizer(weights: str = "original", device: str = "auto") -> Stylizer:
+    """The process-wide Stylizer for these weights and device (loaded on first use)."""
+    key = (weights, device)
+    if key not in _STYLIZERS:
+        _STYLIZERS[key] = Stylizer(weights, device)
+    return _STYLIZERS[key]
+
+
+def stylize(content: Image.Image, styles: Sequence[Image.Image], params: StyleParams | None = None,
+            on_progress: ProgressCallback | None = None, weights: str = "original",
+            init_image: Image.Image | None = None) -> Result:
+    """One-call form of `Stylizer.stylize` with the process-wide extractor."""
+    params = params or StyleParams()
+    return get_stylizer(weights, params.device).stylize(content, styles, params, on_progress, init_image)
