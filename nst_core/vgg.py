@@ -51,7 +51,9 @@ class Extractor(nn.Module):
         """RGB 0..1 -> what the weights were trained on."""
         return (x.index_select(1, self.order) - self.mean) / self.std
 
-    def forward(self, x: torch.Tensor, layers: Iterable[str], pooling: str = "max") -> dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, layers: Iterable[str], pooling: str = "max"
+    ) -> dict[str, torch.Tensor]:
         """Features of `x` at `layers`, computing nothing past the deepest one."""
         wanted = set(layers)
         unknown = wanted - _CONV_OF.keys()
@@ -59,7 +61,7 @@ class Extractor(nn.Module):
             raise KeyError(f"unknown VGG19 layer(s): {sorted(unknown)}")
         last = convs_needed(wanted) - 1
         if last >= len(self.convs):
-            raise ValueError(f"this extractor was built with {len(self.convs)} convs; {sorted(wanted)} need more")
+            raise ValueError(f"extractor has {len(self.convs)} convs; {sorted(wanted)} need more")
         pool = F.max_pool2d if pooling == "max" else F.avg_pool2d
         feats: dict[str, torch.Tensor] = {}
         h = self.normalize(x)
