@@ -1,0 +1,112 @@
+"""One error shape everywhere: `{"error": {"code", "message", "field"}}`, whatever raised it."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas import ErrorBody, ErrorResponse
+from nst_core.errors import NstError
+
+log = logging.getLogger("nst.api")
+
+# Codes for errors Starlette raises itself (unknown route, wrong method, ...).
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, stable code, message, offending field, extra headers."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None, job_status: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
+        self.job_status = job_status
+
+
+def error_response(status: int, code: str, message: str, *, field: str | None = None,
+                   headers: dict[str, str] | None = None,
+                   job_status: str | None = None) -> JSONResponse:
+    """The JSON response for an error."""
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field,
+                                         job_status=job_status))  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _api_error(_: Request, e: ApiError) -> JSONResponse:
+    return error_response(e.status, e.code, e.message, field=e.field, headers=e.headers,
+                          job_status=e.job_status)
+
+
+def _http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(e.status_code, "error")
+    return error_response(e.status_code, code, str(e.detail), headers=getattr(e, "headers", None))
+
+
+def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
+    first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    return error_response(422, "invalid_request", str(first.get("msg")),
+                          field=".".join(loc) or None)
+
+
+def _engine_error(_: Request, e: NstError) -> JSONResponse:
+    return error_response(422, e.code, e.message, field=e.field)
+
+
+def _unavailable(_: Request, e: Exception) -> JSONResponse:
+    log.warning("backend unavailable", extra={"error": type(e).__name__})
+    return error_response(503, "unavailable", "the job store or queue is unreachable; retry later",
+                          headers={"Retry-After": "5"})
+
+
+def _crash(_: Request, e: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=e)
+    return error_response(500, "internal", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception type to the one error shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(NstError, _engine_error)
+    for exc in (redis.ConnectionError, redis.TimeoutError, OperationalError):
+        app.add_exception_handler(exc, _unavailable)
+    app.add_exception_handler(Exception, _crash)
+
+
+# OpenAPI `responses=` entries, so /docs lists the errors each route can answer.
+def error_docs(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI response entries with the error model for the given statuses."""
+    texts = {
+        401: "Missing or wrong API key.",
+        404: "No such job for this caller.",
+        409: "The job is not in a state that allows this (see error.job_status).",
+        413: "The body or an uploaded file is over the size limit.",
+        415: "The body is not multipart/form-data.",
+        422: "Invalid parameters or images.",
+        429: "Too many unfinished jobs for this caller (see Retry-After).",
+        503: "At capacity or the backend is unreachable (see Retry-After).",
+    }
+    return {s: {"model": ErrorResponse, "description": texts.get(s, "Error.")} for s in statuses}

@@ -1,0 +1,61 @@
+"""The FastAPI application factory; `uvicorn api.main:app` serves it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api.errors import install_error_handlers
+from api.metrics import time_requests
+from api.routes import health, jobs
+from worker.logs import configure_logging
+from worker.settings import Settings, get_settings
+
+log = logging.getLogger("nst.api")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.open_mode:
+        log.warning("no NST_API_KEYS: open mode, every caller is tenant 'public'; "
+                    "serve on loopback only")
+    log.info("api ready", extra={"storage": settings.storage, "queue": settings.queue})
+    yield
+
+
+async def _access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                      ) -> Response:
+    start = time.perf_counter()
+    response = await call_next(request)
+    log.info("request", extra={
+        "method": request.method, "path": request.url.path, "status": response.status_code,
+        "ms": round(1000 * (time.perf_counter() - start), 1)})
+    return response
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: routes, the one error shape, metrics and access logs."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Neural style transfer job service",
+        version="1.0.0",
+        description="Submit a content photo and style images, poll the job, fetch the result. "
+                    "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.middleware("http")(time_requests)
+    app.middleware("http")(_access_log)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

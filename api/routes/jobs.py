@@ -1,0 +1,272 @@
+"""The /v1/jobs routes: create, get, list, result, preview, cancel."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api.deps import CeleryDep, ResultsDep, SettingsDep, StoreDep, TenantDep
+from api.errors import ApiError, error_docs
+from api.schemas import JobError, JobLinks, JobList, JobProgress, JobStatus, JobView, timestamp
+from api.uploads import read_job_form
+from api.validation import parse_params, reencode_image, request_digest
+from nst_core.image import MEDIA_TYPES, decode_image, encode_image
+from worker.jobs import IdempotencyConflict, Job, JobStore, QueueFull, TenantLimit, new_job_id
+from worker.queue import enqueue
+from worker.storage import NotStored, upload_key
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(description="The id returned at creation.", max_length=64)]
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+
+# The multipart body, described by hand because the route reads the stream itself.
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["content", "style"],
+                    "properties": {
+                        "content": {"type": "string", "format": "binary",
+                                    "description": "The photo to repaint (PNG, JPEG, WebP...)."},
+                        "style": {"type": "array",
+                                  "items": {"type": "string", "format": "binary"},
+                                  "description": "One or more style images (repeat the part)."},
+                        "params": {"type": "string",
+                                   "description": "JSON object of StyleParams, e.g. "
+                                                  '{"size": 512, "preset": "fast"}.'},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def job_view(job: Job) -> JobView:
+    """The client's view of a job record."""
+    now = time.time()
+    first_end = job.started_at or job.finished_at or now
+    base = f"/v1/jobs/{job.id}"
+    return JobView(
+        id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        created_at=timestamp(job.created_at),  # type: ignore[arg-type]
+        started_at=timestamp(job.started_at),
+        finished_at=timestamp(job.finished_at),
+        queue_seconds=round(first_end - job.created_at, 3),
+        run_seconds=round((job.finished_at or now) - job.started_at, 3) if job.started_at else None,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        progress=JobProgress(**job.progress) if job.progress else None,
+        error=JobError(code=job.error_code, message=job.error_message or "")
+        if job.error_code else None,
+        params=job.params,
+        links=JobLinks(self=base, result=f"{base}/result", preview=f"{base}/preview",
+                       cancel=f"{base}/cancel"),
+    )
+
+
+def owned_job(store: JobStore, tenant: str, job_id: str) -> Job:
+    """The caller's job; someone else's job is indistinguishable from a missing one (404)."""
+    job = store.get(job_id) if _JOB_ID.match(job_id) else None
+    if job is None or job.tenant != tenant:
+        raise ApiError(404, "job_not_found", "no such job", field="id")
+    return job
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobView,
+    summary="Submit a style-transfer job",
+    openapi_extra=_CREATE_BODY,
+    responses={
+        200: {"model": JobView, "description": "An idempotent replay: the earlier job."},
+        **error_docs(401, 413, 415, 422, 429, 503),
+    },
+)
+async def create_job(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    results: ResultsDep,
+    celery: CeleryDep,
+    tenant: TenantDep,
+    idempotency_key: Annotated[str | None, Header(
+        description="Retry-safe creation: the same key and body return the same job.")] = None,
+) -> JSONResponse:
+    """Upload a content image, style images and params; the job is queued at once (202)."""
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise ApiError(422, "invalid_idempotency_key",
+                       "Idempotency-Key must be 1-255 printable ASCII characters",
+                       field="Idempotency-Key")
+    form = await read_job_form(request, settings)
+    params = parse_params(form.params, len(form.styles), settings)
+    content = await run_in_threadpool(reencode_image, form.content, "content", settings)
+    styles = [await run_in_threadpool(reencode_image, s, "style", settings) for s in form.styles]
+    digest = request_digest(params, form.content, form.styles)
+
+    if idempotency_key and (earlier := store.find_idempotent(tenant, idempotency_key, digest)):
+        return _replay(store, tenant, earlier)
+
+    job_id = new_job_id()
+    inputs = {"content": upload_key(job_id, "content"),
+              "styles": [upload_key(job_id, f"style-{i}") for i in range(len(styles))]}
+    await run_in_threadpool(_store_inputs, results, inputs, content, styles)
+    try:
+        created = store.create(
+            job_id, tenant, params.model_dump(mode="json"), inputs,
+            ttl=settings.job_ttl_seconds,
+            max_active=settings.max_active_jobs_per_tenant,
+            max_queue=settings.max_queue_depth,
+            idempotency=(idempotency_key, digest) if idempotency_key else None,
+        )
+    except (TenantLimit, QueueFull, IdempotencyConflict) as e:
+        results.delete_prefix(f"uploads/{job_id}")
+        raise _store_refusal(e, settings.retry_after_seconds) from e
+    if created != job_id:  # a concurrent request with the same key won the race
+        results.delete_prefix(f"uploads/{job_id}")
+        return _replay(store, tenant, created)
+    enqueue(celery, settings.queue, job_id)
+    job = store.get(job_id)
+    assert job is not None
+    return JSONResponse(job_view(job).model_dump(mode="json"), status_code=202,
+                        headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def _store_inputs(results: ResultsDep, inputs: dict, content: bytes, styles: list[bytes]) -> None:
+    results.put(inputs["content"], content)
+    for key, data in zip(inputs["styles"], styles, strict=True):
+        results.put(key, data)
+
+
+def _store_refusal(e: Exception, retry_after: int) -> ApiError:
+    if isinstance(e, TenantLimit):
+        return ApiError(429, e.code, e.message, headers={"Retry-After": str(retry_after)})
+    if isinstance(e, QueueFull):
+        return ApiError(503, e.code, e.message, headers={"Retry-After": str(retry_after)})
+    assert isinstance(e, IdempotencyConflict)
+    return ApiError(422, e.code, e.message, field="Idempotency-Key")
+
+
+def _replay(store: JobStore, tenant: str, job_id: str) -> JSONResponse:
+    job = owned_job(store, tenant, job_id)
+    return JSONResponse(job_view(job).model_dump(mode="json"), status_code=200,
+                        headers={"Location": f"/v1/jobs/{job_id}", "Idempotent-Replayed": "true"})
+
+
+@router.get("", response_model=JobList, summary="List your jobs, newest first",
+            responses=error_docs(401, 422, 503))
+def list_jobs(
+    store: StoreDep,
+    tenant: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[str | None, Query(max_length=64, description="From next_cursor.")] = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+) -> JobList:
+    """The caller's jobs, newest first, a page at a time."""
+    jobs, next_seq = store.list(tenant, limit=limit, before=_decode_cursor(cursor), status=status)
+    return JobList(jobs=[job_view(j) for j in jobs],
+                   next_cursor=_encode_cursor(next_seq) if next_seq is not None else None)
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, seq = text.partition(":")
+        if kind == "seq" and seq.isdigit():
+            return int(seq)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", field="cursor")
+
+
+@router.get("/{job_id}", response_model=JobView, summary="Get a job's status and progress",
+            responses=error_docs(401, 404, 503))
+def get_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JobView:
+    """The job view: status, progress, timestamps, error, links."""
+    return job_view(owned_job(store, tenant, job_id))
+
+
+_IMAGE_RESPONSES = {200: {"content": {t: {} for t in MEDIA_TYPES.values()},
+                          "description": "The image."},
+                    304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+
+
+@router.get("/{job_id}/result", response_class=Response, summary="Download the result image",
+            responses={**_IMAGE_RESPONSES, **error_docs(401, 404, 409, 422, 503)})
+def get_result(
+    job_id: JobId,
+    store: StoreDep,
+    results: ResultsDep,
+    tenant: TenantDep,
+    format: Annotated[Literal["png", "jpeg", "webp"], Query(description="Image format.")] = "png",
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The stylized image once the job succeeded; 409 with the current status before that."""
+    job = owned_job(store, tenant, job_id)
+    if job.status != "succeeded" or not job.result_key:
+        raise ApiError(409, "job_not_succeeded", f"the job is {job.status}; no result",
+                       job_status=job.status)
+    etag = f'"{job.result_etag}-{format}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    if if_none_match and etag in (t.strip() for t in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    data = _read(results, job.result_key)
+    if format != "png":
+        data = encode_image(decode_image(data, max_pixels=2**31), format)
+    headers["Content-Disposition"] = f'inline; filename="{job.id}.{format}"'
+    return Response(data, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+@router.get("/{job_id}/preview", response_class=Response,
+            summary="Download the latest intermediate image",
+            responses={**_IMAGE_RESPONSES, **error_docs(401, 404, 409, 503)})
+def get_preview(job_id: JobId, store: StoreDep, results: ResultsDep, tenant: TenantDep) -> Response:
+    """The most recent preview the worker stored (PNG); 409 while there is none yet."""
+    job = owned_job(store, tenant, job_id)
+    if not job.preview_key:
+        if job.finished:
+            raise ApiError(404, "no_preview", "this job stored no preview", field="id")
+        raise ApiError(409, "preview_not_ready", f"the job is {job.status}; no preview yet",
+                       job_status=job.status)
+    return Response(_read(results, job.preview_key), media_type="image/png",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _read(results: ResultsDep, key: str) -> bytes:
+    try:
+        return results.get(key)
+    except NotStored as e:
+        raise ApiError(404, "image_gone", "the image is no longer stored") from e
+
+
+@router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a job (idempotent)",
+             responses={202: {"model": JobView, "description": "Running: it stops within an "
+                                                             "iteration."},
+                        **error_docs(401, 404, 503)})
+def cancel_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JSONResponse:
+    """A queued job is canceled now (200); a running one is asked to stop (202)."""
+    owned_job(store, tenant, job_id)
+    outcome = store.cancel(job_id)
+    job = owned_job(store, tenant, job_id)
+    return JSONResponse(job_view(job).model_dump(mode="json"),
+                        status_code=202 if outcome == "running" and not job.finished else 200)

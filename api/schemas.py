@@ -1,0 +1,88 @@
+"""The HTTP boundary's pydantic models: job views, lists and the one error shape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: a stable machine-readable code, a message, the offending field."""
+
+    code: str = Field(examples=["invalid_params"])
+    message: str
+    field: str | None = Field(None, description="The request part or parameter at fault.")
+    job_status: JobStatus | None = Field(None, description="On 409: the job's current status.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error response of the API has this shape."""
+
+    error: ErrorBody
+
+
+class JobProgress(BaseModel):
+    """Where a running job is: scale i of n, iteration, overall percent, loss terms, ETA."""
+
+    stage: str = Field(description="style_targets | optimize | done")
+    scale: int
+    scales: int
+    size: list[int] = Field(description="[width, height] being optimized now.")
+    iteration: int
+    iterations: int
+    step: int
+    total_steps: int
+    percent: float
+    losses: dict[str, float]
+    elapsed_seconds: float
+    eta_seconds: float | None
+
+
+class JobError(BaseModel):
+    """Why a job failed. Codes: timeout, attempts_exhausted, invalid_input, internal."""
+
+    code: str
+    message: str
+
+
+class JobLinks(BaseModel):
+    """Where to go next."""
+
+    self: str
+    result: str
+    preview: str
+    cancel: str
+
+
+class JobView(BaseModel):
+    """A job as clients see it."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    queue_seconds: float | None = Field(description="From creation to the first start.")
+    run_seconds: float | None = Field(description="From the first start to the end (or now).")
+    attempts: int = Field(description="Deliveries to a worker so far.")
+    cancel_requested: bool
+    progress: JobProgress | None
+    error: JobError | None
+    params: dict[str, Any] = Field(description="The effective parameters, defaults filled in.")
+    links: JobLinks
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first."""
+
+    jobs: list[JobView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+def timestamp(value: float | None) -> datetime | None:
+    """Epoch seconds (as the job store keeps them) to an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)

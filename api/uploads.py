@@ -1,0 +1,114 @@
+"""Reading the job-creation multipart body as a stream, with a hard byte limit.
+
+The limit is enforced while the bytes arrive (also for chunked bodies without Content-Length),
+so an oversized request is refused before it is buffered; FastAPI's UploadFile would only let us
+look at the size after the whole body was spooled to disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from api.errors import ApiError
+from worker.settings import Settings
+
+PARAMS_PART_BYTES = 64 * 1024  # the `params` JSON field
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers
+
+
+@dataclass
+class JobForm:
+    """The parts of a job-creation request: raw bytes, not yet validated as images."""
+
+    content: bytes = b""
+    styles: list[bytes] = field(default_factory=list)
+    params: str | None = None
+
+
+def body_limit(settings: Settings) -> int:
+    """The largest request body: every allowed image at its limit, plus params and framing."""
+    return (settings.max_styles + 1) * settings.max_upload_bytes + PARAMS_PART_BYTES + (
+        MULTIPART_OVERHEAD
+    )
+
+
+def _too_large(limit: int, what: str = "request body", field: str | None = None) -> ApiError:
+    return ApiError(413, "payload_too_large", f"{what} is over the {limit}-byte limit", field=field)
+
+
+async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+async def read_job_form(request: Request, settings: Settings) -> JobForm:
+    """Parse `content`, `style` (repeated) and `params`; refuse anything else or too big."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data")
+    limit = body_limit(settings)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    parser = MultiPartParser(
+        request.headers,
+        _limited(request, limit),
+        max_files=settings.max_styles + 2,  # one over the limit still gets a precise error
+        max_fields=4,
+        max_part_size=PARAMS_PART_BYTES,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(422, "invalid_multipart", e.message) from e
+    try:
+        return await _collect(form.multi_items(), settings)
+    finally:
+        await form.close()
+
+
+async def _collect(items: list[tuple[str, str | UploadFile]], settings: Settings) -> JobForm:
+    parts = JobForm()
+    for name, value in items:
+        if name == "params":
+            if not isinstance(value, str) or parts.params is not None:
+                raise ApiError(422, "invalid_params", "params must be one JSON text field",
+                               field="params")
+            parts.params = value
+        elif name in ("content", "style"):
+            if not isinstance(value, UploadFile):
+                raise ApiError(422, "invalid_image", f"{name} must be a file part", field=name)
+            data = await value.read(settings.max_upload_bytes + 1)
+            if len(data) > settings.max_upload_bytes:
+                raise _too_large(settings.max_upload_bytes, f"{name} file", field=name)
+            if name == "content":
+                if parts.content:
+                    raise ApiError(422, "invalid_request", "send exactly one content file",
+                                   field="content")
+                if not data:
+                    raise ApiError(422, "empty_file", "the content file is empty", field="content")
+                parts.content = data
+            else:
+                if not data:
+                    raise ApiError(422, "empty_file", "a style file is empty", field="style")
+                parts.styles.append(data)
+        else:
+            raise ApiError(422, "unknown_field", f"unexpected form field {name[:40]!r}",
+                           field=name[:40])
+    if not parts.content:
+        raise ApiError(422, "missing_field", "a `content` image file is required", field="content")
+    if not parts.styles:
+        raise ApiError(422, "missing_field", "at least one `style` image file is required",
+                       field="style")
+    if len(parts.styles) > settings.max_styles:
+        raise ApiError(422, "too_many_styles", f"at most {settings.max_styles} style images",
+                       field="style")
+    return parts

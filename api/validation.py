@@ -1,0 +1,68 @@
+"""Turning a job request's raw parts into validated params and re-encoded images."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.errors import ApiError
+from nst_core.errors import ImageError
+from nst_core.image import decode_image, encode_image
+from nst_core.params import StyleParams
+from worker.settings import Settings
+
+
+def parse_params(raw: str | None, n_styles: int, settings: Settings) -> StyleParams:
+    """The job's StyleParams from the `params` JSON field, within this service's limits."""
+    try:
+        data: Any = json.loads(raw) if raw and raw.strip() else {}
+    except json.JSONDecodeError as e:
+        raise ApiError(422, "invalid_params", f"params is not JSON: {e.msg}", field="params") from e
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_params", "params must be a JSON object", field="params")
+    try:
+        params = StyleParams.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, "invalid_params", first["msg"],
+                       field=f"params.{where}" if where else "params") from e
+    _check_limits(params, n_styles, settings)
+    return params
+
+
+def _check_limits(params: StyleParams, n_styles: int, settings: Settings) -> None:
+    def refuse(field: str, message: str) -> ApiError:
+        return ApiError(422, "invalid_params", message, field=f"params.{field}")
+
+    if params.size > settings.max_size:
+        raise refuse("size", f"size must be at most {settings.max_size}")
+    if params.total_iterations > settings.max_steps:
+        raise refuse("iterations", f"at most {settings.max_steps} iterations in total "
+                                   f"(this request: {params.total_iterations})")
+    if params.style_blend is not None and len(params.style_blend) != n_styles:
+        raise refuse("style_blend", f"style_blend needs one weight per style image ({n_styles})")
+    if params.device != "auto":
+        raise refuse("device", "the service picks the device; leave device as 'auto'")
+    if params.init == "image":
+        raise refuse("init", "init='image' is not offered by the service")
+
+
+def reencode_image(data: bytes, field: str, settings: Settings) -> bytes:
+    """Decode with the engine's safe rules (format, pixels, frames) and store as plain PNG."""
+    try:
+        return encode_image(decode_image(data, max_pixels=settings.max_pixels), "png")
+    except ImageError as e:
+        raise ApiError(422, e.code, e.message, field=field) from e
+
+
+def request_digest(params: StyleParams, content: bytes, styles: list[bytes]) -> str:
+    """A hash of what the job would do, to tell an idempotent retry from a different request."""
+    h = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode())
+    for part in (content, *styles):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()

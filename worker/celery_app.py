@@ -1,0 +1,42 @@
+"""The Celery application: Redis broker, late acks, one queue, per-task time limits.
+
+`celery -A worker.celery_app worker` loads this; the API imports it only to publish.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from worker.settings import Settings, get_settings
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """A Celery app configured from the settings (tasks are in worker.tasks, loaded by workers)."""
+    app = Celery("nst", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        # A message is acknowledged only after the task returns, and put back if the child
+        # running it dies, so a crash never silently drops a job.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # a long job must not hold other jobs hostage
+        broker_transport_options={
+            # Unacked messages come back after this; it must exceed the longest job.
+            "visibility_timeout": settings.visibility_timeout,
+        },
+        broker_connection_retry_on_startup=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_hard_time_limit,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # the job record is the result; no result backend
+        task_default_queue=settings.queue,
+        task_create_missing_queues=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # for flower
+        enable_utc=True,
+    )
+    return app
+
+
+app = create_celery_app(get_settings())

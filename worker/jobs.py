@@ -1,0 +1,471 @@
+"""The job store: one Redis hash per job (the single source of truth) plus the indexes around it.
+
+Keys (all under a prefix, default `nst:`):
+  job:{id}               hash, expires after NST_JOB_TTL_SECONDS
+  tenant:{t}:jobs        sorted set, score = a global sequence number (newest first listing)
+  tenant:{t}:active      set of the tenant's unfinished jobs (per-tenant cap)
+  queued / running       sorted sets: queued by enqueue time, running by lease expiry
+  idem:{t}:{sha256(key)} "body_hash job_id" for Idempotency-Key
+  count:{status}         total jobs that ended in each terminal status
+
+Every status transition is one Lua script, so two workers, the reaper and the API never
+interleave halfway through one. Timestamps come from Redis' clock so leases agree across hosts.
+Not for Redis Cluster: scripts derive keys from the prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+DEFAULT_PREFIX = "nst:"
+
+# Shared head of every script: the clock, and the one way a job reaches a terminal status.
+_PRELUDE = """
+local prefix = ARGV[1]
+local job = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function finish(status, code, message)
+  local id = redis.call('HGET', job, 'id')
+  local tenant = redis.call('HGET', job, 'tenant')
+  redis.call('HSET', job, 'status', status, 'finished_at', now, 'cancel_requested', '0')
+  if code ~= '' then redis.call('HSET', job, 'error_code', code, 'error_message', message) end
+  redis.call('HDEL', job, 'lease_until')
+  redis.call('ZREM', prefix .. 'queued', id)
+  redis.call('ZREM', prefix .. 'running', id)
+  redis.call('SREM', prefix .. 'tenant:' .. tenant .. ':active', id)
+  redis.call('INCR', prefix .. 'count:' .. status)
+end
+local function is_terminal(s) return s == 'succeeded' or s == 'failed' or s == 'canceled' end
+"""
+
+_CREATE = _PRELUDE + """
+-- ARGV: prefix, id, tenant, params, inputs, ttl, max_active, max_queue, idem_key, idem_value
+local id, tenant = ARGV[2], ARGV[3]
+local ttl = tonumber(ARGV[6])
+if ARGV[9] ~= '' then
+  local seen = redis.call('GET', ARGV[9])
+  if seen then return {'existing', seen} end
+end
+local active = prefix .. 'tenant:' .. tenant .. ':active'
+for _, other in ipairs(redis.call('SMEMBERS', active)) do  -- forget expired records
+  if redis.call('EXISTS', prefix .. 'job:' .. other) == 0 then redis.call('SREM', active, other) end
+end
+if redis.call('SCARD', active) >= tonumber(ARGV[7]) then return {'tenant_limit'} end
+if redis.call('ZCARD', prefix .. 'queued') >= tonumber(ARGV[8]) then return {'queue_full'} end
+local seq = redis.call('INCR', prefix .. 'seq')
+redis.call('HSET', job, 'id', id, 'tenant', tenant, 'status', 'queued', 'params', ARGV[4],
+  'inputs', ARGV[5], 'created_at', now, 'attempts', 0, 'seq', seq)
+redis.call('EXPIRE', job, ttl)
+local index = prefix .. 'tenant:' .. tenant .. ':jobs'
+redis.call('ZADD', index, seq, id)
+redis.call('EXPIRE', index, ttl)
+redis.call('SADD', active, id)
+redis.call('ZADD', prefix .. 'queued', now, id)
+if ARGV[9] ~= '' then redis.call('SET', ARGV[9], ARGV[10], 'EX', ttl) end
+return {'created'}
+"""
+
+_CLAIM = _PRELUDE + """
+-- ARGV: prefix, token, lease_seconds, max_attempts
+if redis.call('EXISTS', job) == 0 then return {'missing'} end
+local status = redis.call('HGET', job, 'status')
+if is_terminal(status) then return {'done'} end
+local lease = tonumber(redis.call('HGET', job, 'lease_until') or '0')
+if status == 'running' and lease > now then return {'busy'} end  -- someone else holds it
+if redis.call('HGET', job, 'cancel_requested') == '1' then
+  finish('canceled', '', '')
+  return {'canceled'}
+end
+local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+if attempts > tonumber(ARGV[4]) then
+  finish('failed', 'attempts_exhausted', 'the job was delivered ' .. (attempts - 1) ..
+    ' times without finishing')
+  return {'exhausted'}
+end
+local id = redis.call('HGET', job, 'id')
+local until_ = now + tonumber(ARGV[3])
+redis.call('HSET', job, 'status', 'running', 'attempt_token', ARGV[2], 'lease_until', until_,
+  'attempt_started_at', now)
+local wait = ''
+if not redis.call('HGET', job, 'started_at') then
+  redis.call('HSET', job, 'started_at', now)
+  wait = tostring(now - tonumber(redis.call('HGET', job, 'created_at')))
+end
+redis.call('ZREM', prefix .. 'queued', id)
+redis.call('ZADD', prefix .. 'running', until_, id)
+return {'claimed', wait}
+"""
+
+_TOUCH = _PRELUDE + """
+-- ARGV: prefix, token, lease_seconds, progress_json, preview_key (both '' for none)
+if redis.call('HGET', job, 'status') ~= 'running'
+   or redis.call('HGET', job, 'attempt_token') ~= ARGV[2] then return 'lost' end
+local until_ = now + tonumber(ARGV[3])
+redis.call('HSET', job, 'lease_until', until_)
+redis.call('ZADD', prefix .. 'running', until_, redis.call('HGET', job, 'id'))
+if ARGV[4] ~= '' then redis.call('HSET', job, 'progress', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', job, 'preview_key', ARGV[5]) end
+if redis.call('HGET', job, 'cancel_requested') == '1' then return 'cancel' end
+return 'ok'
+"""
+
+_FINISH = _PRELUDE + """
+-- ARGV: prefix, token, status, error_code, error_message, result_key, result_etag, progress_json
+if redis.call('HGET', job, 'status') ~= 'running'
+   or redis.call('HGET', job, 'attempt_token') ~= ARGV[2] then return {'lost'} end
+if ARGV[6] ~= '' then redis.call('HSET', job, 'result_key', ARGV[6], 'result_etag', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', job, 'progress', ARGV[8]) end
+finish(ARGV[3], ARGV[4], ARGV[5])
+return {'ok', tostring(now - tonumber(redis.call('HGET', job, 'attempt_started_at')))}
+"""
+
+_CANCEL = _PRELUDE + """
+-- ARGV: prefix
+if redis.call('EXISTS', job) == 0 then return 'missing' end
+local status = redis.call('HGET', job, 'status')
+if status == 'queued' then
+  finish('canceled', '', '')
+  return 'canceled'
+end
+if status == 'running' then redis.call('HSET', job, 'cancel_requested', '1') end
+return status
+"""
+
+_REAP = _PRELUDE + """
+-- ARGV: prefix, max_attempts, soft_time_limit, id
+if redis.call('EXISTS', job) == 0 then
+  redis.call('ZREM', prefix .. 'running', ARGV[4])
+  return 'missing'
+end
+if redis.call('HGET', job, 'status') ~= 'running' then
+  redis.call('ZREM', prefix .. 'running', ARGV[4])
+  return 'not_running'
+end
+if tonumber(redis.call('HGET', job, 'lease_until') or '0') > now then return 'alive' end
+local began = tonumber(redis.call('HGET', job, 'attempt_started_at') or now)
+if redis.call('HGET', job, 'cancel_requested') == '1' then
+  finish('canceled', '', '')
+  return 'canceled'
+elseif now - began >= tonumber(ARGV[3]) then
+  finish('failed', 'timeout', 'the job ran past its time limit and its worker stopped')
+  return 'timeout'
+elseif tonumber(redis.call('HGET', job, 'attempts')) >= tonumber(ARGV[2]) then
+  finish('failed', 'attempts_exhausted', 'the worker running the job was lost on every attempt')
+  return 'exhausted'
+end
+redis.call('HSET', job, 'status', 'queued', 'attempt_token', '')
+redis.call('HDEL', job, 'lease_until')
+redis.call('ZREM', prefix .. 'running', ARGV[4])
+redis.call('ZADD', prefix .. 'queued', now, ARGV[4])
+return 'requeued'
+"""
+
+
+class StoreError(Exception):
+    """A request the store refuses; `code` is the API's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class IdempotencyConflict(StoreError):
+    """The Idempotency-Key was used before with a different request body."""
+
+    def __init__(self) -> None:
+        super().__init__("idempotency_conflict", "this Idempotency-Key was used with another body")
+
+
+class TenantLimit(StoreError):
+    """The tenant already has as many unfinished jobs as allowed."""
+
+    def __init__(self) -> None:
+        super().__init__("too_many_active_jobs", "too many unfinished jobs; retry later")
+
+
+class QueueFull(StoreError):
+    """The global queue is at its depth limit."""
+
+    def __init__(self) -> None:
+        super().__init__("queue_full", "the service is at capacity; retry later")
+
+
+@dataclass
+class Job:
+    """One job record as read from its hash."""
+
+    id: str
+    tenant: str
+    status: str
+    params: dict[str, Any]
+    inputs: dict[str, Any]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    progress: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    result_key: str | None = None
+    result_etag: str | None = None
+    preview_key: str | None = None
+    cancel_requested: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, h: dict[str, str]) -> Job:
+        """Build from HGETALL output (decoded strings)."""
+
+        def num(name: str) -> float | None:
+            return float(h[name]) if h.get(name) else None
+
+        return cls(
+            id=h["id"],
+            tenant=h["tenant"],
+            status=h["status"],
+            params=json.loads(h.get("params") or "{}"),
+            inputs=json.loads(h.get("inputs") or "{}"),
+            created_at=float(h["created_at"]),
+            started_at=num("started_at"),
+            finished_at=num("finished_at"),
+            attempts=int(h.get("attempts") or 0),
+            progress=json.loads(h["progress"]) if h.get("progress") else None,
+            error_code=h.get("error_code") or None,
+            error_message=h.get("error_message") or None,
+            result_key=h.get("result_key") or None,
+            result_etag=h.get("result_etag") or None,
+            preview_key=h.get("preview_key") or None,
+            cancel_requested=h.get("cancel_requested") == "1",
+        )
+
+    @property
+    def finished(self) -> bool:
+        """True once the job reached succeeded, failed or canceled."""
+        return self.status in TERMINAL
+
+
+def new_job_id() -> str:
+    """An unguessable job id (128 random bits), safe in URLs and file names."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of a worker trying to start a job: `claimed` or why not."""
+
+    outcome: str  # claimed | done | busy | canceled | exhausted | missing
+    token: str
+    queue_wait: float | None = None
+
+
+class JobStore:
+    """Job records and indexes in Redis; every method is one round trip or one script."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.r = client
+        self.prefix = prefix
+        self._create = client.register_script(_CREATE)
+        self._claim = client.register_script(_CLAIM)
+        self._touch = client.register_script(_TOUCH)
+        self._finish = client.register_script(_FINISH)
+        self._cancel = client.register_script(_CANCEL)
+        self._reap = client.register_script(_REAP)
+
+    def _job_key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def _idem_key(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}idem:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    # --- API side -------------------------------------------------------------------------
+
+    def find_idempotent(self, tenant: str, key: str, body_hash: str) -> str | None:
+        """The job an earlier request with this key created, or None; raises on a body mismatch."""
+        seen = self.r.get(self._idem_key(tenant, key))
+        return _check_replay(seen, body_hash) if seen else None
+
+    def create(
+        self,
+        job_id: str,
+        tenant: str,
+        params: dict[str, Any],
+        inputs: dict[str, Any],
+        *,
+        ttl: int,
+        max_active: int,
+        max_queue: int,
+        idempotency: tuple[str, str] | None = None,
+    ) -> str:
+        """Record a queued job; returns its id, or an earlier job's id for a replayed request.
+
+        `idempotency` is (key, body_hash). Raises TenantLimit, QueueFull, IdempotencyConflict.
+        """
+        idem_key = self._idem_key(tenant, idempotency[0]) if idempotency else ""
+        idem_value = f"{idempotency[1]} {job_id}" if idempotency else ""
+        out = self._create(
+            keys=[self._job_key(job_id)],
+            args=[self.prefix, job_id, tenant, json.dumps(params), json.dumps(inputs), ttl,
+                  max_active, max_queue, idem_key, idem_value],
+        )
+        outcome = _s(out[0])
+        if outcome == "existing":
+            return _check_replay(_s(out[1]), idempotency[1] if idempotency else "")
+        if outcome == "tenant_limit":
+            raise TenantLimit()
+        if outcome == "queue_full":
+            raise QueueFull()
+        return job_id
+
+    def get(self, job_id: str) -> Job | None:
+        """The job record, or None when unknown or expired."""
+        h = self.r.hgetall(self._job_key(job_id))
+        return Job.from_hash({_s(k): _s(v) for k, v in h.items()}) if h else None
+
+    def list(
+        self, tenant: str, *, limit: int, before: int | None = None, status: str | None = None
+    ) -> tuple[list[Job], int | None]:
+        """A page of the tenant's jobs, newest first, and the cursor of the next page (or None).
+
+        The cursor is the sequence number of the last job returned.
+        """
+        index = f"{self.prefix}tenant:{tenant}:jobs"
+        top: str | int = f"({before}" if before is not None else "+inf"
+        jobs: list[Job] = []
+        batch = max(limit * 2, 50)
+        while len(jobs) < limit:
+            rows = self.r.zrevrangebyscore(index, top, "-inf", start=0, num=batch, withscores=True)
+            if not rows:
+                return jobs, None
+            for member, score in rows:
+                job = self.get(_s(member))
+                if job is None:  # expired record: drop it from the index
+                    self.r.zrem(index, member)
+                elif status is None or job.status == status:
+                    jobs.append(job)
+                top = f"({int(score)}"
+                if len(jobs) == limit:
+                    more = self.r.zrevrangebyscore(index, top, "-inf", start=0, num=1)
+                    return jobs, int(score) if more else None
+            if len(rows) < batch:
+                return jobs, None
+        return jobs, None
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel: a queued job ends `canceled` now, a running one is flagged; returns the status."""
+        return _s(self._cancel(keys=[self._job_key(job_id)], args=[self.prefix]))
+
+    def queue_depth(self) -> int:
+        """Jobs waiting for a worker, all tenants."""
+        return int(self.r.zcard(f"{self.prefix}queued"))
+
+    def status_counts(self) -> dict[str, int]:
+        """Jobs queued and running now, and totals that ended in each terminal status."""
+        pipe = self.r.pipeline()
+        pipe.zcard(f"{self.prefix}queued")
+        pipe.zcard(f"{self.prefix}running")
+        for status in sorted(TERMINAL):
+            pipe.get(f"{self.prefix}count:{status}")
+        queued, running, *ends = pipe.execute()
+        counts = {"queued": int(queued), "running": int(running)}
+        counts.update({s: int(v or 0) for s, v in zip(sorted(TERMINAL), ends, strict=True)})
+        return counts
+
+    # --- worker side ----------------------------------------------------------------------
+
+    def claim(self, job_id: str, *, lease_seconds: float, max_attempts: int) -> Claim:
+        """Start an attempt: a new token, attempts + 1, status running, a fresh lease."""
+        token = secrets.token_hex(8)
+        out = self._claim(
+            keys=[self._job_key(job_id)], args=[self.prefix, token, lease_seconds, max_attempts]
+        )
+        wait = _s(out[1]) if len(out) > 1 and out[1] else None
+        return Claim(_s(out[0]), token, float(wait) if wait else None)
+
+    def touch(
+        self,
+        job_id: str,
+        token: str,
+        *,
+        lease_seconds: float,
+        progress: dict[str, Any] | None = None,
+        preview_key: str | None = None,
+    ) -> str:
+        """Renew the lease (and write progress): `ok`, `cancel` requested, or `lost` ownership."""
+        return _s(
+            self._touch(
+                keys=[self._job_key(job_id)],
+                args=[self.prefix, token, lease_seconds,
+                      json.dumps(progress) if progress else "", preview_key or ""],
+            )
+        )
+
+    def verdict(self, job_id: str, token: str) -> str:
+        """The cheap per-iteration check: `ok`, `cancel` or `lost`, without writing."""
+        status, owner, cancel = self.r.hmget(
+            self._job_key(job_id), ["status", "attempt_token", "cancel_requested"]
+        )
+        if _s(status) != "running" or _s(owner) != token:
+            return "lost"
+        return "cancel" if _s(cancel) == "1" else "ok"
+
+    def finish(
+        self,
+        job_id: str,
+        token: str,
+        status: str,
+        *,
+        error: tuple[str, str] | None = None,
+        result: tuple[str, str] | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> float | None:
+        """End this attempt in a terminal status; the run seconds, or None if no longer owner.
+
+        `error` is (code, message); `result` is (store key, etag).
+        """
+        code, message = error or ("", "")
+        key, etag = result or ("", "")
+        out = self._finish(
+            keys=[self._job_key(job_id)],
+            args=[self.prefix, token, status, code, message, key, etag,
+                  json.dumps(progress) if progress else ""],
+        )
+        return float(_s(out[1])) if _s(out[0]) == "ok" else None
+
+    def stale_running(self) -> list[str]:
+        """Running jobs whose lease has expired by the Redis clock."""
+        now_s, now_us = self.r.time()
+        cutoff = now_s + now_us / 1e6
+        return [_s(m) for m in self.r.zrangebyscore(f"{self.prefix}running", "-inf", cutoff)]
+
+    def reap(self, job_id: str, *, max_attempts: int, soft_time_limit: float) -> str:
+        """Reclaim one job with an expired lease: requeued, or ended canceled/timeout/exhausted."""
+        return _s(
+            self._reap(
+                keys=[self._job_key(job_id)],
+                args=[self.prefix, max_attempts, soft_time_limit, job_id],
+            )
+        )
+
+
+def _check_replay(seen: str | bytes, body_hash: str) -> str:
+    stored_hash, _, job_id = _s(seen).partition(" ")
+    if stored_hash != body_hash:
+        raise IdempotencyConflict()
+    return job_id
+
+
+def _s(value: Any) -> str:
+    """Redis replies as str (clients may or may not decode)."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,58 @@
+"""Reclaims jobs whose worker vanished: a running job whose lease expired is requeued or ended.
+
+Runs as a thread in every worker's main process (and once at start), so a fleet keeps working
+even when a whole worker host dies; the broker alone would wait for its visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery
+
+from worker.jobs import JobStore
+from worker.queue import enqueue
+from worker.settings import Settings
+
+log = logging.getLogger("nst.reaper")
+
+
+def reap_once(store: JobStore, settings: Settings, app: Celery) -> dict[str, str]:
+    """One pass over expired leases; returns {job_id: outcome}."""
+    outcomes: dict[str, str] = {}
+    for job_id in store.stale_running():
+        outcome = store.reap(
+            job_id,
+            max_attempts=settings.max_attempts,
+            soft_time_limit=settings.task_soft_time_limit,
+        )
+        if outcome == "requeued":
+            enqueue(app, settings.queue, job_id)
+        if outcome != "alive":
+            log.warning("reclaimed a job with an expired lease",
+                        extra={"job_id": job_id, "outcome": outcome})
+        outcomes[job_id] = outcome
+    return outcomes
+
+
+class Reaper(threading.Thread):
+    """Calls reap_once every NST_REAPER_INTERVAL_SECONDS until stopped."""
+
+    def __init__(self, store: JobStore, settings: Settings, app: Celery) -> None:
+        super().__init__(name="nst-reaper", daemon=True)
+        self.store, self.settings, self.app = store, settings, app
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                reap_once(self.store, self.settings, self.app)
+            except Exception:  # Redis down or restarting: try again next round
+                log.warning("reaper pass failed", exc_info=True)
+            if self._stop_event.wait(self.settings.reaper_interval_seconds):
+                return
+
+    def stop(self) -> None:
+        """Ask the thread to end after its current pass."""
+        self._stop_event.set()

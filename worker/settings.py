@@ -1,0 +1,108 @@
+"""The service's configuration: one pydantic-settings object per process, `NST_` environment names.
+
+This is the only place that reads the environment; api/ and worker/ both import it (no torch).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Used by `nst api` / `nst worker` when NST_REDIS_URL is unset (`nst up` starts its own Redis).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseSettings):
+    """Every knob of the job service; names are a contract (see DESIGN.md and docs/API.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="NST_", extra="ignore")
+
+    # Where things live.
+    redis_url: str | None = Field(None, description="Redis for queue and job store.")
+    data_dir: Path = Field(Path("./data"), description="Uploads, results, embedded Redis files.")
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = Field(None, description="Any S3-compatible endpoint.")
+    s3_prefix: str = ""
+    s3_region: str = "us-east-1"
+    queue: str = Field("nst", description="The one Celery queue every worker consumes.")
+
+    # Engine.
+    weights: str = Field("original", description="`original`, `torchvision` or a file path.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    # Auth: "key:tenant,key2:tenant"; empty means open mode on loopback only.
+    api_keys: str = Field("", repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Input limits.
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Per uploaded file.")
+    max_pixels: int = Field(40_000_000, ge=1024)
+    max_size: int = Field(1024, ge=32, description="Largest output long side.")
+    max_steps: int = Field(2000, ge=1, description="Largest total iterations of one job.")
+    max_styles: int = Field(4, ge=1)
+
+    # Backpressure.
+    max_active_jobs_per_tenant: int = Field(10, ge=1, description="Unfinished jobs per tenant.")
+    max_queue_depth: int = Field(200, ge=1, description="Queued jobs, all tenants.")
+    retry_after_seconds: int = 10
+
+    # Lifetimes and reliability.
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+    task_soft_time_limit: int = Field(1800, ge=1, description="Seconds; the job fails `timeout`.")
+    task_hard_time_limit: int = Field(1860, ge=2, description="Seconds; the child is killed.")
+    visibility_timeout: int = Field(7200, description="Broker redelivery of unacked messages.")
+    max_attempts: int = Field(3, ge=1, description="Deliveries before `attempts_exhausted`.")
+    lease_seconds: float = Field(30.0, gt=0, description="A running job's lease without heartbeat.")
+    reaper_interval_seconds: float = Field(10.0, gt=0)
+    progress_interval_seconds: float = Field(0.25, ge=0, description="Throttle of progress writes.")
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> Settings:
+        if self.task_hard_time_limit <= self.task_soft_time_limit:
+            raise ValueError("NST_TASK_HARD_TIME_LIMIT must exceed NST_TASK_SOFT_TIME_LIMIT")
+        # Otherwise Redis hands a long job's message to a second worker while the first still runs.
+        if self.visibility_timeout <= self.task_hard_time_limit:
+            raise ValueError("NST_VISIBILITY_TIMEOUT must exceed NST_TASK_HARD_TIME_LIMIT")
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("NST_STORAGE=s3 needs NST_S3_BUCKET")
+        self.tenant_by_key()  # fail at start-up on a malformed NST_API_KEYS
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        """The Redis URL to use: the configured one or the local default."""
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a running job renews its lease: several times per lease."""
+        return self.lease_seconds / 3
+
+    @property
+    def open_mode(self) -> bool:
+        """No API keys configured: anyone on loopback may call the API."""
+        return not self.api_keys.strip()
+
+    def tenant_by_key(self) -> dict[str, str]:
+        """Parse NST_API_KEYS into {key: tenant}; a tenant may have several keys (rotation)."""
+        pairs: dict[str, str] = {}
+        for item in filter(None, (p.strip() for p in self.api_keys.split(","))):
+            key, sep, tenant = item.rpartition(":")
+            if not sep or not key or not tenant:
+                raise ValueError("NST_API_KEYS must be comma-separated key:tenant pairs")
+            pairs[key] = tenant
+        return pairs
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
