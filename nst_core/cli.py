@@ -1,0 +1,131 @@
+"""`nst stylize`: run the engine on local files, with a progress bar or one JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from nst_core.errors import NstError
+from nst_core.image import encode_image, load_image
+from nst_core.params import StyleParams
+from nst_core.progress import Progress
+
+MAX_INPUT_PIXELS = 64_000_000
+OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of `nst stylize`."""
+    p = argparse.ArgumentParser(prog="nst stylize", description="Paint CONTENT in the style of STYLE(s).")
+    p.add_argument("content", type=Path)
+    p.add_argument("styles", type=Path, nargs="+", metavar="STYLE")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg, .webp)")
+    p.add_argument("--size", type=int, default=512, help="long side of the output in pixels")
+    p.add_argument("--preset", choices=["fast", "balanced", "high"], default="balanced")
+    p.add_argument("--style-weights", type=float, nargs="+", metavar="W", help="blend weight per style")
+    p.add_argument("--style-scale", type=float, default=1.0)
+    p.add_argument("--content-weight", type=float)
+    p.add_argument("--style-weight", type=float)
+    p.add_argument("--tv-weight", type=float)
+    p.add_argument("--scales", type=int, nargs="+", metavar="PX", help="explicit coarse-to-fine sizes")
+    p.add_argument("--iterations", type=int, nargs="+", metavar="N", help="iterations per scale")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    p.add_argument("--init", choices=["content", "noise", "image"], default="content")
+    p.add_argument("--init-image", type=Path)
+    p.add_argument("--color", choices=["none", "luminance", "histogram"], default="none")
+    p.add_argument("--pooling", choices=["max", "avg"], default="max")
+    p.add_argument("--precision", choices=["auto", "fp32"], default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--weights", default="original", help="original, torchvision, or a state-dict path")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the run's figures")
+    return p
+
+
+def params_from_args(args: argparse.Namespace) -> StyleParams:
+    """The StyleParams the arguments describe (unset options keep the model's defaults)."""
+    fields = {
+        "size": args.size, "preset": args.preset, "style_blend": args.style_weights,
+        "style_scale": args.style_scale, "content_weight": args.content_weight,
+        "style_weight": args.style_weight, "tv_weight": args.tv_weight, "scales": args.scales,
+        "iterations": args.iterations, "optimizer": args.optimizer, "init": args.init,
+        "color": args.color, "pooling": args.pooling, "precision": args.precision,
+        "seed": args.seed, "device": args.device, "preview_every": 0,
+    }
+    return StyleParams(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _progress_bar(enabled: bool):  # noqa: ANN202 - returns (callback, close)
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, unit="it", file=sys.stderr, dynamic_ncols=True)
+
+    def on_progress(event: Progress) -> None:
+        bar.total = event.total_steps
+        bar.set_description(f"scale {event.scale}/{event.scales} {event.size[0]}x{event.size[1]}")
+        if "total" in event.losses:
+            bar.set_postfix(style=f"{event.losses['style']:.3g}", content=f"{event.losses['content']:.3g}")
+        bar.update(event.step - bar.n)
+
+    return on_progress, bar.close
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Load inputs, stylize, write the output; returns the run's figures."""
+    fmt = OUTPUT_FORMATS.get(args.output.suffix.lower())
+    if fmt is None:
+        raise NstError(f"output {args.output} must end in one of {', '.join(OUTPUT_FORMATS)}", field="output")
+    params = params_from_args(args)
+    content = load_image(args.content, max_pixels=MAX_INPUT_PIXELS)
+    styles = [load_image(p, max_pixels=MAX_INPUT_PIXELS) for p in args.styles]
+    init = load_image(args.init_image, max_pixels=MAX_INPUT_PIXELS) if args.init_image else None
+
+    from nst_core.transfer import Stylizer  # torch loads here, after the cheap checks
+
+    on_progress, close = _progress_bar(not args.json and sys.stderr.isatty())
+    try:
+        result = Stylizer(args.weights, args.device).stylize(content, styles, params, on_progress, init)
+    finally:
+        close()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(encode_image(result.image, fmt))
+    return {
+        "output": str(args.output), "size": list(result.image.size),
+        "wall_seconds": round(result.wall_seconds, 3), "iterations": result.iterations,
+        "evaluations": result.evaluations, "losses": result.losses,
+        "style_cache_hits": result.style_cache_hits, "timings": result.timings,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; bad input prints one line to stderr and exits non-zero, no traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "params"
+        print(f"nst stylize: invalid {where}: {err['msg']}", file=sys.stderr)
+        return 2
+    except (NstError, RuntimeError, OSError) as e:
+        print(f"nst stylize: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nst stylize: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {summary['output']} ({summary['size'][0]}x{summary['size'][1]}) "
+              f"in {summary['wall_seconds']:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
