@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorBody, ErrorResponse
 from nst_core.errors import NstError
+from worker.jobs import IdempotencyConflict, QueueFull, StoreError, TenantLimit
 
 log = logging.getLogger("nst.api")
 
@@ -74,6 +75,16 @@ def _engine_error(_: Request, e: NstError) -> JSONResponse:
     return error_response(422, e.code, e.message, field=e.field)
 
 
+def _store_refusal(request: Request, e: StoreError) -> JSONResponse:
+    retry = {"Retry-After": str(request.app.state.settings.retry_after_seconds)}
+    if isinstance(e, TenantLimit):
+        return error_response(429, e.code, e.message, headers=retry)
+    if isinstance(e, QueueFull):
+        return error_response(503, e.code, e.message, headers=retry)
+    field = "Idempotency-Key" if isinstance(e, IdempotencyConflict) else None
+    return error_response(422, e.code, e.message, field=field)
+
+
 def _unavailable(_: Request, e: Exception) -> JSONResponse:
     log.warning("backend unavailable", extra={"error": type(e).__name__})
     return error_response(503, "unavailable", "the job store or queue is unreachable; retry later",
@@ -91,6 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NstError, _engine_error)
+    app.add_exception_handler(StoreError, _store_refusal)
     for exc in (redis.ConnectionError, redis.TimeoutError, OperationalError):
         app.add_exception_handler(exc, _unavailable)
     app.add_exception_handler(Exception, _crash)

@@ -33,6 +33,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_default_queue=settings.queue,
         task_create_missing_queues=True,
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,  # our JSON handler writes to stderr itself
         worker_send_task_events=True,  # for flower
         enable_utc=True,
     )

@@ -18,7 +18,7 @@ from api.schemas import JobError, JobLinks, JobList, JobProgress, JobStatus, Job
 from api.uploads import read_job_form
 from api.validation import parse_params, reencode_image, request_digest
 from nst_core.image import MEDIA_TYPES, decode_image, encode_image
-from worker.jobs import IdempotencyConflict, Job, JobStore, QueueFull, TenantLimit, new_job_id
+from worker.jobs import Job, JobStore, StoreError, new_job_id
 from worker.queue import enqueue
 from worker.storage import NotStored, upload_key
 
@@ -133,9 +133,9 @@ async def create_job(
             max_queue=settings.max_queue_depth,
             idempotency=(idempotency_key, digest) if idempotency_key else None,
         )
-    except (TenantLimit, QueueFull, IdempotencyConflict) as e:
+    except StoreError:  # over a limit or an idempotency conflict: drop the uploads
         results.delete_prefix(f"uploads/{job_id}")
-        raise _store_refusal(e, settings.retry_after_seconds) from e
+        raise
     if created != job_id:  # a concurrent request with the same key won the race
         results.delete_prefix(f"uploads/{job_id}")
         return _replay(store, tenant, created)
@@ -150,15 +150,6 @@ def _store_inputs(results: ResultsDep, inputs: dict, content: bytes, styles: lis
     results.put(inputs["content"], content)
     for key, data in zip(inputs["styles"], styles, strict=True):
         results.put(key, data)
-
-
-def _store_refusal(e: Exception, retry_after: int) -> ApiError:
-    if isinstance(e, TenantLimit):
-        return ApiError(429, e.code, e.message, headers={"Retry-After": str(retry_after)})
-    if isinstance(e, QueueFull):
-        return ApiError(503, e.code, e.message, headers={"Retry-After": str(retry_after)})
-    assert isinstance(e, IdempotencyConflict)
-    return ApiError(422, e.code, e.message, field="Idempotency-Key")
 
 
 def _replay(store: JobStore, tenant: str, job_id: str) -> JSONResponse:
