@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Used by `nst api` / `nst worker` when NST_REDIS_URL is unset (`nst up` starts its own Redis).
@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     progress_interval_seconds: float = Field(0.25, ge=0, description="Throttle of progress writes.")
 
     log_level: str = "INFO"
+
+    @field_validator("redis_url", "s3_bucket", "s3_endpoint_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        # docker-compose passes `${VAR:-}` as an empty string; that means "not configured".
+        return value or None
 
     @model_validator(mode="after")
     def _limits_consistent(self) -> Settings:
