@@ -1,0 +1,68 @@
+"""Loss terms: Gram normalization, scale-free relative error, total variation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst_core.losses import content_loss, gram, relative_sq_error, style_loss, tv_loss
+
+
+def test_gram_of_known_tensor_is_normalized_by_feature_size():
+    # C=2, H=1, W=3: F = [[1, 2, 3], [0, 1, -1]]
+    f = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]]).reshape(1, 2, 1, 3)
+    expected = torch.tensor([[14.0, -1.0], [-1.0, 2.0]]) / (2 * 1 * 3)
+    g = gram(f)
+    assert g.shape == (1, 2, 2)
+    torch.testing.assert_close(g[0], expected)
+
+
+def test_gram_is_symmetric_float32_and_size_independent():
+    torch.manual_seed(0)
+    f = torch.rand(1, 8, 5, 7)
+    g = gram(f)
+    torch.testing.assert_close(g, g.transpose(1, 2))
+    # tiling the same features spatially leaves the normalized Gram unchanged
+    torch.testing.assert_close(gram(f.repeat(1, 1, 2, 3)), g)
+    # bf16 features (from autocast) come back as a float32 Gram
+    assert gram(f.bfloat16()).dtype == torch.float32
+
+
+def test_relative_error_values_and_scale_freedom():
+    t = torch.tensor([3.0, 4.0])
+    assert relative_sq_error(t, t).item() == 0.0
+    assert relative_sq_error(torch.zeros(2), t).item() == pytest.approx(1.0)
+    assert relative_sq_error(2 * t, t).item() == pytest.approx(1.0)
+    torch.manual_seed(1)
+    x, y = torch.randn(4, 6), torch.randn(4, 6)
+    base = relative_sq_error(x, y).item()
+    for k in (1e-3, 0.5, 7.0, 1e4):
+        assert relative_sq_error(k * x, k * y).item() == pytest.approx(base, rel=1e-5)
+
+
+def test_relative_error_of_zero_target_is_finite():
+    assert torch.isfinite(relative_sq_error(torch.ones(3), torch.zeros(3)))
+
+
+def test_tv_of_constant_image_is_zero_and_positive_otherwise():
+    assert tv_loss(torch.full((1, 3, 16, 12), 0.37)).item() == 0.0
+    ramp = torch.linspace(0, 1, 11).view(1, 1, 1, 11).expand(1, 3, 4, 11)
+    # horizontal steps of 0.1, no vertical change
+    assert tv_loss(ramp).item() == pytest.approx(0.01, rel=1e-5)
+    assert tv_loss(ramp.transpose(2, 3)).item() == pytest.approx(0.01, rel=1e-5)
+
+
+def test_layer_weighted_losses_are_weighted_means():
+    torch.manual_seed(2)
+    a = {"l1": torch.rand(1, 4, 6, 6), "l2": torch.rand(1, 8, 3, 3)}
+    b = {k: torch.rand_like(v) for k, v in a.items()}
+    e1, e2 = relative_sq_error(a["l1"], b["l1"]), relative_sq_error(a["l2"], b["l2"])
+    torch.testing.assert_close(content_loss(a, b, {"l1": 3.0, "l2": 1.0}), 0.75 * e1 + 0.25 * e2)
+    # only the weight ratios matter
+    torch.testing.assert_close(
+        content_loss(a, b, {"l1": 30.0, "l2": 10.0}), content_loss(a, b, {"l1": 3.0, "l2": 1.0})
+    )
+    grams = {k: gram(v) for k, v in b.items()}
+    assert style_loss(b, grams, {"l1": 1.0, "l2": 1.0}).item() == pytest.approx(0.0, abs=1e-7)
+    g1 = relative_sq_error(gram(a["l1"]), grams["l1"])
+    torch.testing.assert_close(style_loss(a, grams, {"l1": 1.0}), g1)
