@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import redis
 from fastapi import FastAPI, Request
@@ -59,9 +60,20 @@ def _api_error(_: Request, e: ApiError) -> JSONResponse:
                           job_status=e.job_status)
 
 
-def _http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(e.status_code, "error")
-    return error_response(e.status_code, code, str(e.detail), headers=getattr(e, "headers", None))
+    headers = dict(getattr(e, "headers", None) or {})
+    if e.status_code == 405:  # GET and POST of one path are separate routes: list both
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(e.status_code, code, str(e.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # The OpenAPI document is the public, cached list of paths and their methods.
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
+            return sorted(m.upper() for m in operations)
+    return []
 
 
 def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:

@@ -169,6 +169,18 @@ redis.call('ZADD', prefix .. 'queued', now, ARGV[4])
 return 'requeued'
 """
 
+_RESEND = """
+-- KEYS[1]: the queued set. ARGV: id, age. Only the first caller for a stale entry gets 1.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local since = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if since and tonumber(since) < now - tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  return 1
+end
+return 0
+"""
+
 
 class StoreError(Exception):
     """A request the store refuses; `code` is the API's error code."""
@@ -280,6 +292,7 @@ class JobStore:
         self._finish = client.register_script(_FINISH)
         self._cancel = client.register_script(_CANCEL)
         self._reap = client.register_script(_REAP)
+        self._resend = client.register_script(_RESEND)
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -455,6 +468,17 @@ class JobStore:
                 args=[self.prefix, max_attempts, soft_time_limit, job_id],
             )
         )
+
+    def stale_queued(self, age: float) -> list[str]:
+        """Queued jobs nobody claimed for `age` seconds; each is handed to one caller only.
+
+        Their message may be lost (published into a Redis that died before writing it, or the
+        API failed between recording and publishing); sending another is harmless.
+        """
+        now_s, now_us = self.r.time()
+        cutoff = now_s + now_us / 1e6 - age
+        ids = [_s(m) for m in self.r.zrangebyscore(f"{self.prefix}queued", "-inf", cutoff)]
+        return [i for i in ids if self._resend(keys=[f"{self.prefix}queued"], args=[i, age])]
 
 
 def _check_replay(seen: str | bytes, body_hash: str) -> str:

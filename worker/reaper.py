@@ -1,4 +1,5 @@
-"""Reclaims jobs whose worker vanished: a running job whose lease expired is requeued or ended.
+"""Reclaims jobs whose worker vanished: a running job whose lease expired is requeued or ended,
+and a job queued for too long gets its message sent again (duplicates are no-ops).
 
 Runs as a thread in every worker's main process (and once at start), so a fleet keeps working
 even when a whole worker host dies; the broker alone would wait for its visibility timeout.
@@ -33,6 +34,10 @@ def reap_once(store: JobStore, settings: Settings, app: Celery) -> dict[str, str
             log.warning("reclaimed a job with an expired lease",
                         extra={"job_id": job_id, "outcome": outcome})
         outcomes[job_id] = outcome
+    for job_id in store.stale_queued(settings.requeue_after_seconds):
+        enqueue(app, settings.queue, job_id)
+        log.warning("re-sent a job queued for too long", extra={"job_id": job_id})
+        outcomes[job_id] = "resent"
     return outcomes
 
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Deliveries before `attempts_exhausted`.")
     lease_seconds: float = Field(30.0, gt=0, description="A running job's lease without heartbeat.")
     reaper_interval_seconds: float = Field(10.0, gt=0)
+    requeue_after_seconds: float = Field(
+        900.0, gt=0, description="Re-send the message of a job queued this long (lost message)."
+    )
     progress_interval_seconds: float = Field(0.25, ge=0, description="Throttle of progress writes.")
 
     log_level: str = "INFO"

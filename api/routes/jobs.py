@@ -40,7 +40,7 @@ _CREATE_BODY = {
                     "properties": {
                         "content": {"type": "string", "format": "binary",
                                     "description": "The photo to repaint (PNG, JPEG, WebP...)."},
-                        "style": {"type": "array",
+                        "style": {"type": "array", "minItems": 1,
                                   "items": {"type": "string", "format": "binary"},
                                   "description": "One or more style images (repeat the part)."},
                         "params": {"type": "string",

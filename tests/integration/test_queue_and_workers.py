@@ -13,11 +13,15 @@ import boto3
 import httpx
 import psutil
 import pytest
+import redis
 from integration_stack import CONTENT, STYLE, TINY, Stack, long_params
 from PIL import Image
 
 from api.client import NstApiError
 from api.stack import free_port, stop_all, wait_until
+from nst_core.params import StyleParams
+from worker.jobs import JobStore, new_job_id
+from worker.storage import LocalStore, upload_key
 
 pytestmark = pytest.mark.integration
 
@@ -118,10 +122,16 @@ def test_a_job_of_a_killed_worker_is_reclaimed_and_completed(s3_stack: Stack) ->
         assert s3_stack.worker_lines('"outcome": "requeued"')
 
 
-def test_two_workers_drain_a_queue_each_job_once(stack_factory) -> None:
-    pair = stack_factory("pair").start_api()
-    pair.start_worker()
-    pair.start_worker()
+@pytest.fixture(scope="module")
+def pair(stack_factory) -> Stack:
+    """Two workers on one queue; a queued job's message is re-sent after 2 s unclaimed."""
+    stack = stack_factory("pair", NST_REQUEUE_AFTER_SECONDS="2").start_api()
+    stack.start_worker()
+    stack.start_worker()
+    return stack
+
+
+def test_two_workers_drain_a_queue_each_job_once(pair: Stack) -> None:
     with pair.client() as alice:
         jobs = [alice.submit(CONTENT, [STYLE], TINY) for _ in range(4)]
         for job in jobs:
@@ -147,3 +157,19 @@ def test_redis_down_is_503_not_500(stack_factory) -> None:
             assert e.value.status == 503 and e.value.code == "unavailable"
     metrics = httpx.get(f"{down.url}/metrics")
     assert metrics.status_code == 200 and "nst_store_up 0.0" in metrics.text
+
+
+def test_a_job_whose_message_was_lost_is_sent_again(pair: Stack, redis_url: str) -> None:
+    # Record a job the way the API does, but never publish its message.
+    job_id = new_job_id()
+    store = LocalStore(pair.tmp / "data" / "store")
+    inputs = {"content": upload_key(job_id, "content"), "styles": [upload_key(job_id, "style-0")]}
+    store.put(inputs["content"], CONTENT)
+    store.put(inputs["styles"][0], STYLE)
+    jobs = JobStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    params = StyleParams.model_validate(TINY).model_dump(mode="json")
+    jobs.create(job_id, "alice", params, inputs, ttl=600, max_active=10, max_queue=100)
+    with pair.client() as alice:
+        view = wait_status(alice, job_id, {"succeeded", "failed", "canceled"})
+    assert view["status"] == "succeeded" and view["attempts"] == 1
+    assert pair.worker_lines(f'"msg": "re-sent a job queued for too long", "job_id": "{job_id}"')
