@@ -173,3 +173,18 @@ def test_a_job_whose_message_was_lost_is_sent_again(pair: Stack, redis_url: str)
         view = wait_status(alice, job_id, {"succeeded", "failed", "canceled"})
     assert view["status"] == "succeeded" and view["attempts"] == 1
     assert pair.worker_lines(f'"msg": "re-sent a job queued for too long", "job_id": "{job_id}"')
+
+
+def test_a_job_over_its_time_limit_fails_with_timeout_and_the_worker_goes_on(stack_factory
+                                                                             ) -> None:
+    timed = stack_factory("timed", NST_TASK_SOFT_TIME_LIMIT="8", NST_TASK_HARD_TIME_LIMIT="15",
+                          NST_VISIBILITY_TIMEOUT="60").start_api()
+    timed.start_worker()
+    with timed.client() as alice:
+        slow = alice.submit(CONTENT, [STYLE], long_params(2000))
+        after = alice.submit(CONTENT, [STYLE], {**TINY, "size": 32, "scales": [32],
+                                                "iterations": [1]})
+        view = wait_status(alice, slow["id"], {"succeeded", "failed", "canceled"}, timeout=60)
+        assert view["status"] == "failed" and view["error"]["code"] == "timeout", view
+        assert view["attempts"] == 1
+        assert wait_status(alice, after["id"], {"succeeded", "failed"})["status"] == "succeeded"
