@@ -30,7 +30,10 @@ def stack_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     stacks: list[Stack] = []
 
     def make(name: str, **env: str) -> Stack:
-        stack = Stack(name, redis_url, tmp, **env)
+        # One Redis database per stack: a deployment owns its database (its reaper reclaims
+        # every job in it), so stacks sharing one would run each other's jobs.
+        db_url = redis_url.rsplit("/", 1)[0] + f"/{len(stacks) + 1}"
+        stack = Stack(name, db_url, tmp, **env)
         stacks.append(stack)
         return stack
 

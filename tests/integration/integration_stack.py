@@ -53,7 +53,7 @@ class Stack:
     """An API server and any number of workers sharing one Redis, queue and store."""
 
     def __init__(self, name: str, redis_url: str, tmp: Path, **env: str) -> None:
-        self.name, self.tmp = name, tmp / name
+        self.name, self.tmp, self.redis_url = name, tmp / name, redis_url
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,

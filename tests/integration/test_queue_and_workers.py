@@ -159,14 +159,14 @@ def test_redis_down_is_503_not_500(stack_factory) -> None:
     assert metrics.status_code == 200 and "nst_store_up 0.0" in metrics.text
 
 
-def test_a_job_whose_message_was_lost_is_sent_again(pair: Stack, redis_url: str) -> None:
+def test_a_job_whose_message_was_lost_is_sent_again(pair: Stack) -> None:
     # Record a job the way the API does, but never publish its message.
     job_id = new_job_id()
     store = LocalStore(pair.tmp / "data" / "store")
     inputs = {"content": upload_key(job_id, "content"), "styles": [upload_key(job_id, "style-0")]}
     store.put(inputs["content"], CONTENT)
     store.put(inputs["styles"][0], STYLE)
-    jobs = JobStore(redis.Redis.from_url(redis_url, decode_responses=True))
+    jobs = JobStore(redis.Redis.from_url(pair.redis_url, decode_responses=True))
     params = StyleParams.model_validate(TINY).model_dump(mode="json")
     jobs.create(job_id, "alice", params, inputs, ttl=600, max_active=10, max_queue=100)
     with pair.client() as alice:
