@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from nst_core.errors import InvalidParams
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA when present; asking for a missing CUDA device is an error."""
@@ -13,7 +15,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' requested but CUDA is not available on this machine")
+        raise InvalidParams(f"device '{name}' requested but CUDA is not available here", field="device")
     return device
 
 

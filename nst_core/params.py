@@ -114,10 +114,14 @@ class StyleParams(BaseModel):
             if len(self.iterations) != n_scales:
                 raise ValueError(f"iterations needs one entry per scale ({n_scales})")
         if self.scales is not None:
+            if self.iterations is None:
+                raise ValueError("scales needs iterations: one count per scale")
             if not self.scales or any(s < 16 or s > self.size for s in self.scales):
                 raise ValueError("scales must be between 16 and size")
             if list(self.scales) != sorted(self.scales):
                 raise ValueError("scales must be increasing")
+            if self.scales[-1] != self.size:
+                raise ValueError("the last scale is the output: it must equal size")
         return self
 
     def schedule(self) -> Schedule:

@@ -87,8 +87,10 @@ class Stylizer:
             )
         if params.init == "image" and init_image is None:
             raise InvalidParams("init='image' needs an init image", field="init")
-        if params.device != "auto" and resolve_device(params.device) != self.device:
-            raise InvalidParams(f"this stylizer runs on {self.device}, not {params.device}", field="device")
+        if params.device != "auto":
+            wanted = resolve_device(params.device)
+            if wanted != self.device:
+                raise InvalidParams(f"this stylizer runs on {self.device}, not {wanted}", field="device")
         weights = params.style_blend or (1.0,) * len(styles)
         return [w / sum(weights) for w in weights]
 
@@ -131,6 +133,7 @@ class _Run:
         self.step = 0
         self.work_done = 0.0
         self.evaluations = 0
+        self.losses: dict[str, float] = {}  # last values read back from the device
         self.cache_hits = 0
         self.timings: dict[str, float] = {"style_targets": 0.0}
         self.start = time.perf_counter()
@@ -139,22 +142,21 @@ class _Run:
     def execute(self, init_image: Image.Image | None) -> Result:
         x: torch.Tensor | None = None
         done_per_scale: list[int] = []
-        losses: dict[str, float] = {}
         for index, dims in enumerate(self.dims):
             content_t = to_tensor(self.content, dims, self.s.device)
             targets = self._targets(content_t, index)
             x = self._start_image(x, content_t, dims, init_image)
-            x, n_done, losses = self._optimize(x, content_t, targets, index)
+            x, n_done = self._optimize(x, targets, index)
             done_per_scale.append(n_done)
         assert x is not None
         out = x.detach().clamp(0, 1)
         if self.p.color == "luminance":
             out = color.keep_luminance(out, content_t)
         wall = time.perf_counter() - self.start
-        self._report("done", len(self.dims) - 1, self.schedule.iterations[-1], losses, out)
+        self._report("done", len(self.dims) - 1, self.schedule.iterations[-1], out)
         return Result(
             image=to_image(out), wall_seconds=wall, iterations=done_per_scale,
-            evaluations=self.evaluations, losses=losses, style_cache_hits=self.cache_hits,
+            evaluations=self.evaluations, losses=self.losses, style_cache_hits=self.cache_hits,
             timings={**self.timings, "optimize": wall - self.timings["style_targets"]},
         )
 
@@ -171,7 +173,7 @@ class _Run:
                        for st, d in zip(self.styles, self.digests, strict=True)]
         self.cache_hits += self.s.grams.hits - hits_before
         self.timings["style_targets"] += time.perf_counter() - t0
-        self._report("style_targets", index, 0, {}, None)
+        self._report("style_targets", index, 0, None)
         return content_feats, style_grams
 
     def _start_image(self, prev: torch.Tensor | None, content_t: torch.Tensor, dims: tuple[int, int],
@@ -188,8 +190,8 @@ class _Run:
         # into channels_last for the convs happens per evaluation and costs nothing visible.
         return x.clamp(0, 1).contiguous().requires_grad_(True)
 
-    def _optimize(self, x: torch.Tensor, content_t: torch.Tensor, targets: tuple[dict, list[dict]],
-                  index: int) -> tuple[torch.Tensor, int, dict[str, float]]:
+    def _optimize(self, x: torch.Tensor, targets: tuple[dict, list[dict]],
+                  index: int) -> tuple[torch.Tensor, int]:
         content_feats, style_grams = targets
         layers = set(self.p.content_layers) | set(self.p.style_layers)
         loss_scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
@@ -222,7 +224,6 @@ class _Run:
             optimizer = torch.optim.Adam([x], lr=ADAM_LR)
         n_iter = self.schedule.iterations[index]
         (w, h) = self.dims[index]
-        losses: dict[str, float] = {}
         for it in range(1, n_iter + 1):
             optimizer.step(closure)
             if self.p.optimizer == "adam":
@@ -232,14 +233,13 @@ class _Run:
                     x.clamp_(0, 1)
             self.step += 1
             self.work_done += w * h
-            if it % LOSS_SYNC_EVERY == 0 or it == n_iter:
-                losses = {k: float(v.detach()) for k, v in terms.items()}
+            if it == 1 or it % LOSS_SYNC_EVERY == 0 or it == n_iter:
+                self.losses = {k: float(v.detach()) for k, v in terms.items()}
             preview = self.p.preview_every and it % self.p.preview_every == 0
-            self._report("optimize", index, it, losses, x if preview else None)
-        return x, n_iter, losses
+            self._report("optimize", index, it, x if preview else None)
+        return x, n_iter
 
-    def _report(self, stage: str, index: int, iteration: int, losses: dict[str, float],
-                preview: torch.Tensor | None) -> None:
+    def _report(self, stage: str, index: int, iteration: int, preview: torch.Tensor | None) -> None:
         if self.on_progress is None:
             return
         elapsed = time.perf_counter() - self.start
@@ -250,7 +250,7 @@ class _Run:
         event = Progress(
             stage=stage, scale=index + 1, scales=len(self.dims), size=self.dims[index],
             iteration=iteration, iterations=self.schedule.iterations[index], step=self.step,
-            total_steps=self.total_steps, losses=dict(losses), elapsed=elapsed, eta=eta,
+            total_steps=self.total_steps, losses=dict(self.losses), elapsed=elapsed, eta=eta,
             preview=None if preview is None else to_image(preview),
         )
         if self.on_progress(event) is True:
