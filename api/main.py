@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api.errors import install_error_handlers
-from api.metrics import time_requests
+from api.metrics import observe_request
 from api.routes import health, jobs
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
@@ -28,13 +28,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-async def _access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                      ) -> Response:
+async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                   ) -> Response:
+    """Access log line (no headers or bodies: they hold keys and images) and latency metric."""
     start = time.perf_counter()
     response = await call_next(request)
-    log.info("request", extra={
-        "method": request.method, "path": request.url.path, "status": response.status_code,
-        "ms": round(1000 * (time.perf_counter() - start), 1)})
+    seconds = time.perf_counter() - start
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    observe_request(request.method, route, response.status_code, seconds)
+    log.info("request", extra={"method": request.method, "path": request.url.path,
+                               "status": response.status_code, "ms": round(1000 * seconds, 1)})
     return response
 
 
@@ -51,8 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.middleware("http")(time_requests)
-    app.middleware("http")(_access_log)
+    app.middleware("http")(_observe)
     app.include_router(jobs.router)
     app.include_router(health.router)
     return app

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from api.deps import CeleryDep, ResultsDep, SettingsDep, StoreDep, TenantDep
 from api.errors import ApiError, error_docs
 from api.schemas import JobError, JobLinks, JobList, JobProgress, JobStatus, JobView, timestamp
-from api.uploads import read_job_form
+from api.uploads import JobForm, read_job_form
 from api.validation import parse_params, reencode_image, request_digest
 from nst_core.image import MEDIA_TYPES, decode_image, encode_image
 from worker.jobs import Job, JobStore, StoreError, new_job_id
@@ -113,18 +113,25 @@ async def create_job(
                        "Idempotency-Key must be 1-255 printable ASCII characters",
                        field="Idempotency-Key")
     form = await read_job_form(request, settings)
+    # Decoding images and talking to Redis and the store block: keep them off the event loop.
+    return await run_in_threadpool(
+        _submit, form, tenant, idempotency_key, settings, store, results, celery
+    )
+
+
+def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: SettingsDep,
+            store: JobStore, results: ResultsDep, celery: CeleryDep) -> JSONResponse:
     params = parse_params(form.params, len(form.styles), settings)
-    content = await run_in_threadpool(reencode_image, form.content, "content", settings)
-    styles = [await run_in_threadpool(reencode_image, s, "style", settings) for s in form.styles]
     digest = request_digest(params, form.content, form.styles)
-
     if idempotency_key and (earlier := store.find_idempotent(tenant, idempotency_key, digest)):
-        return _replay(store, tenant, earlier)
+        return _replay(store, tenant, earlier)  # before decoding: a retry costs nothing
 
+    content = reencode_image(form.content, "content", settings)
+    styles = [reencode_image(s, "style", settings) for s in form.styles]
     job_id = new_job_id()
     inputs = {"content": upload_key(job_id, "content"),
               "styles": [upload_key(job_id, f"style-{i}") for i in range(len(styles))]}
-    await run_in_threadpool(_store_inputs, results, inputs, content, styles)
+    _store_inputs(results, inputs, content, styles)
     try:
         created = store.create(
             job_id, tenant, params.model_dump(mode="json"), inputs,
@@ -139,6 +146,7 @@ async def create_job(
     if created != job_id:  # a concurrent request with the same key won the race
         results.delete_prefix(f"uploads/{job_id}")
         return _replay(store, tenant, created)
+    # If publishing fails (Redis gone), the job stays queued and the workers' reaper re-sends it.
     enqueue(celery, settings.queue, job_id)
     job = store.get(job_id)
     assert job is not None
