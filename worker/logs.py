@@ -9,10 +9,26 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 # Attributes every LogRecord has; anything else came from `extra=` and goes into the line.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "color_message"}
+
+
+_current_job: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+
+@contextmanager
+def job_logging(job_id: str) -> Iterator[None]:
+    """Tag every log line emitted in this context (Celery's, the engine's, ours) with the job id."""
+    token = _current_job.set(job_id)
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +43,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if "job_id" not in line and (job_id := _current_job.get()):
+            line["job_id"] = job_id
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

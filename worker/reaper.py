@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import Celery
 
 from worker.jobs import JobStore
 from worker.queue import enqueue
 from worker.settings import Settings
+from worker.storage import ResultStore
 
 log = logging.getLogger("nst.reaper")
+SWEEP_INTERVAL = 3600.0  # seconds between sweeps of expired images
 
 
 def reap_once(store: JobStore, settings: Settings, app: Celery) -> dict[str, str]:
@@ -42,21 +45,32 @@ def reap_once(store: JobStore, settings: Settings, app: Celery) -> dict[str, str
 
 
 class Reaper(threading.Thread):
-    """Calls reap_once every NST_REAPER_INTERVAL_SECONDS until stopped."""
+    """Calls reap_once every NST_REAPER_INTERVAL_SECONDS, and sweeps old files hourly."""
 
-    def __init__(self, store: JobStore, settings: Settings, app: Celery) -> None:
+    def __init__(self, store: JobStore, results: ResultStore, settings: Settings,
+                 app: Celery) -> None:
         super().__init__(name="nst-reaper", daemon=True)
-        self.store, self.settings, self.app = store, settings, app
+        self.store, self.results, self.settings, self.app = store, results, settings, app
         self._stop_event = threading.Event()
+        self._next_sweep = 0.0
 
     def run(self) -> None:
         while True:
             try:
                 reap_once(self.store, self.settings, self.app)
+                self._sweep_when_due()
             except Exception:  # Redis down or restarting: try again next round
                 log.warning("reaper pass failed", exc_info=True)
             if self._stop_event.wait(self.settings.reaper_interval_seconds):
                 return
+
+    def _sweep_when_due(self) -> None:
+        # Job records expire in Redis by themselves; their images must be removed by someone.
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+            removed = self.results.sweep(self.settings.job_ttl_seconds)
+            if removed:
+                log.info("removed expired images", extra={"files": removed})
 
     def stop(self) -> None:
         """Ask the thread to end after its current pass."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,8 @@ class ResultStore(Protocol):
     def get(self, key: str) -> bytes: ...
 
     def delete_prefix(self, prefix: str) -> None: ...
+
+    def sweep(self, max_age: float) -> int: ...
 
 
 def upload_key(job_id: str, name: str) -> str:
@@ -79,6 +82,18 @@ class LocalStore:
                 child.unlink() if child.is_file() else child.rmdir()
             base.rmdir()
 
+    def sweep(self, max_age: float) -> int:
+        """Delete files older than `max_age` seconds (their job records have expired)."""
+        cutoff, removed = time.time() - max_age, 0
+        for path in self.root.rglob("*"):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        for path in sorted(self.root.rglob("*"), reverse=True):  # then the emptied folders
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        return removed
+
 
 class S3Store:
     """Any S3-compatible bucket (AWS, MinIO, moto) through boto3."""
@@ -111,6 +126,10 @@ class S3Store:
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+
+    def sweep(self, max_age: float) -> int:
+        """Nothing to do here: give the bucket a lifecycle rule expiring objects after the TTL."""
+        return 0
 
 
 def make_store(settings: Settings) -> ResultStore:

@@ -24,7 +24,7 @@ from nst_core.progress import Progress
 from worker import connections, stats
 from worker.celery_app import app
 from worker.jobs import JobStore
-from worker.logs import configure_logging
+from worker.logs import configure_logging, job_logging
 from worker.queue import TASK_NAME
 from worker.reaper import Reaper
 from worker.settings import Settings, get_settings
@@ -197,7 +197,8 @@ def _message(e: Exception) -> str:
 @app.task(name=TASK_NAME)
 def run_job(job_id: str) -> str:
     """The Celery entry point; the payload is the job id only."""
-    return run(job_id)
+    with job_logging(job_id):
+        return run(job_id)
 
 
 # --- worker process lifecycle ---------------------------------------------------------------
@@ -217,7 +218,7 @@ def _fresh_clients_after_fork(**_: Any) -> None:
 @worker_ready.connect
 def _start_reaper(**_: Any) -> None:
     global _reaper
-    _reaper = Reaper(connections.job_store(), get_settings(), app)
+    _reaper = Reaper(connections.job_store(), connections.result_store(), get_settings(), app)
     _reaper.start()
 
 
