@@ -122,6 +122,26 @@ def test_a_job_of_a_killed_worker_is_reclaimed_and_completed(s3_stack: Stack) ->
         assert s3_stack.worker_lines('"outcome": "requeued"')
 
 
+
+def test_a_job_whose_pool_process_died_is_retried(s3_stack: Stack) -> None:
+    worker = next(p for p in s3_stack.procs if p.args[3:4] == ["worker"] and p.poll() is None)
+    with s3_stack.client() as alice:
+        job = alice.submit(CONTENT, [STYLE], long_params(40))
+        view = wait_status(alice, job["id"], {"running"})
+        while not (view["progress"] and view["progress"]["step"] > 0):
+            view = alice.get(job["id"])
+            time.sleep(0.05)
+        # Only the child running the job dies; Celery puts the message back at once, the
+        # redelivery finds the job's lease still held and does nothing, the lease expires and
+        # the reaper queues the job again.
+        for child in psutil.Process(worker.pid).children(recursive=True):
+            child.kill()
+        final = wait_status(alice, job["id"], {"succeeded", "failed", "canceled"})
+        assert final["status"] == "succeeded", final
+        assert final["attempts"] == 2
+        assert worker.poll() is None  # the worker itself lived on
+
+
 @pytest.fixture(scope="module")
 def pair(stack_factory) -> Stack:
     """Two workers on one queue; a queued job's message is re-sent after 2 s unclaimed."""
