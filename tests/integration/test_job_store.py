@@ -1,0 +1,104 @@
+"""The job store's state machine on a real Redis: claims, leases, tokens, cancel, reaping."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from worker.jobs import IdempotencyConflict, JobStore, QueueFull, TenantLimit, new_job_id
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(redis_url: str) -> JobStore:
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/15", decode_responses=True)
+    client.flushdb()
+    return JobStore(client)
+
+
+def create(store: JobStore, tenant: str = "t", **kw) -> str:
+    job_id = new_job_id()
+    limits = {"ttl": 600, "max_active": 10, "max_queue": 10, **kw}
+    return store.create(job_id, tenant, {"size": 64}, {"content": "c", "styles": ["s"]}, **limits)
+
+
+def test_claim_runs_a_job_once_and_only_the_owner_finishes_it(store: JobStore) -> None:
+    job_id = create(store)
+    first = store.claim(job_id, lease_seconds=30, max_attempts=3)
+    assert first.outcome == "claimed" and first.queue_wait is not None
+    assert store.claim(job_id, lease_seconds=30, max_attempts=3).outcome == "busy"  # duplicate
+    assert store.touch(job_id, "not-the-token", lease_seconds=30) == "lost"
+    assert store.finish(job_id, "not-the-token", "succeeded") is None
+    assert store.touch(job_id, first.token, lease_seconds=30, progress={"step": 1}) == "ok"
+    assert store.finish(job_id, first.token, "succeeded", result=("k", "etag")) is not None
+    job = store.get(job_id)
+    assert job.status == "succeeded" and job.attempts == 1 and job.result_key == "k"
+    assert job.progress == {"step": 1}
+    assert store.claim(job_id, lease_seconds=30, max_attempts=3).outcome == "done"  # late copy
+    assert store.status_counts()["succeeded"] == 1
+
+
+def test_cancel_queued_never_runs_and_running_is_flagged(store: JobStore) -> None:
+    queued = create(store)
+    assert store.cancel(queued) == "canceled"
+    assert store.claim(queued, lease_seconds=30, max_attempts=3).outcome == "done"
+    assert store.cancel(queued) == "canceled"  # idempotent
+
+    running = create(store)
+    claim = store.claim(running, lease_seconds=30, max_attempts=3)
+    assert store.cancel(running) == "running"
+    assert store.verdict(running, claim.token) == "cancel"
+    store.finish(running, claim.token, "canceled")
+    assert store.get(running).status == "canceled"
+
+
+def test_expired_leases_are_requeued_then_exhausted(store: JobStore) -> None:
+    job_id = create(store)
+    for attempt in (1, 2):
+        claim = store.claim(job_id, lease_seconds=0.2, max_attempts=2)
+        assert claim.outcome == "claimed" and store.get(job_id).attempts == attempt
+        assert store.reap(job_id, max_attempts=2, soft_time_limit=60) == "alive"
+        time.sleep(0.3)
+        assert job_id in store.stale_running()
+        expected = "requeued" if attempt == 1 else "exhausted"
+        assert store.reap(job_id, max_attempts=2, soft_time_limit=60) == expected
+        assert store.touch(job_id, claim.token, lease_seconds=30) == "lost"  # the old attempt
+    job = store.get(job_id)
+    assert job.status == "failed" and job.error_code == "attempts_exhausted"
+
+
+def test_reaping_a_job_past_its_time_limit_fails_it_with_timeout(store: JobStore) -> None:
+    job_id = create(store)
+    store.claim(job_id, lease_seconds=0.1, max_attempts=3)
+    time.sleep(0.2)
+    assert store.reap(job_id, max_attempts=3, soft_time_limit=0.1) == "timeout"
+    assert store.get(job_id).error_code == "timeout"
+
+
+def test_limits_and_idempotency(store: JobStore) -> None:
+    create(store, "a", max_active=1)
+    with pytest.raises(TenantLimit):
+        create(store, "a", max_active=1)
+    with pytest.raises(QueueFull):
+        create(store, "b", max_queue=1)
+    first = create(store, "c", idempotency=("key", "hash-1"))
+    assert create(store, "c", idempotency=("key", "hash-1")) == first
+    assert store.find_idempotent("c", "key", "hash-1") == first
+    with pytest.raises(IdempotencyConflict):
+        create(store, "c", idempotency=("key", "hash-2"))
+    assert create(store, "d", idempotency=("key", "hash-1")) != first  # scoped per tenant
+
+
+def test_list_pages_newest_first(store: JobStore) -> None:
+    ids = [create(store, "p") for _ in range(5)]
+    store.cancel(ids[1])
+    page, cursor = store.list("p", limit=2)
+    assert [j.id for j in page] == ids[:2:-1]
+    page, cursor = store.list("p", limit=2, before=cursor)
+    assert [j.id for j in page] == [ids[2], ids[1]]
+    page, cursor = store.list("p", limit=2, before=cursor)
+    assert [j.id for j in page] == [ids[0]] and cursor is None
+    assert [j.id for j in store.list("p", limit=10, status="canceled")[0]] == [ids[1]]
