@@ -29,5 +29,26 @@ lint: install
 bench: install
 	$(PY) bench/run.py --out bench/out
 
+DEMO_SIZE ?= 256
+SKIMAGE_DATA = $$($(PY) -c 'import os, skimage; print(os.path.dirname(skimage.__file__))')/data
+
+# `nst up` in the background (own data dir, free port), one job over HTTP with a progress bar,
+# the result in out/demo.png, then the stack is stopped (also on failure or Ctrl-C).
+demo: install
+	@mkdir -p out
+	@content=$(SHARED_IMAGES)/tubingen.jpg; [ -f $$content ] || content=$(SKIMAGE_DATA)/chelsea.png; \
+	style=$(SHARED_IMAGES)/starry_night.jpg; [ -f $$style ] || style=$(SKIMAGE_DATA)/astronaut.png; \
+	port=$$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	NST_DATA_DIR=data/demo $(NST) up --port $$port > out/demo-stack.log 2>&1 & up=$$!; \
+	trap 'kill -TERM $$up 2>/dev/null; wait $$up' EXIT INT TERM; \
+	until grep -q "nst is up" out/demo-stack.log; do \
+	  kill -0 $$up 2>/dev/null || { tail -20 out/demo-stack.log; exit 1; }; sleep 0.5; done; \
+	echo "stack up on port $$port; submitting $$content x $$style"; \
+	$(NST) submit $$content $$style --server http://127.0.0.1:$$port \
+	  --size $(DEMO_SIZE) --preset fast --wait -o out/demo.png
+
+up: install
+	$(NST) up
+
 clean:
 	rm -rf $(VENV) data bench/out .pytest_cache

@@ -1,0 +1,54 @@
+"""Cost of one VGG19 forward+backward (relu1_1..relu5_1) per precision and size, interleaved.
+
+Decides `nst_core.device.CPU_BF16_MIN_PIXELS`. Usage: python bench/micro.py [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nst_core.device import autocast  # noqa: E402
+from nst_core.params import STYLE_LAYERS_DEFAULT  # noqa: E402
+from nst_core.vgg import Extractor  # noqa: E402
+
+LAYERS = [*STYLE_LAYERS_DEFAULT, "relu4_2"]
+VARIANTS = {"fp32": (None, False), "fp32+cl": (None, True), "bf16+cl": (torch.bfloat16, True)}
+SIZES = [(128, 96), (181, 136), (256, 192), (362, 272), (512, 384)]
+
+
+def one_eval(extractor: Extractor, x: torch.Tensor, dtype: torch.dtype | None, channels_last: bool) -> None:
+    """One forward+backward, as the engine's closure does it."""
+    xi = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    with autocast(torch.device("cpu"), dtype):
+        feats = extractor(xi, LAYERS)
+    sum(f.float().pow(2).mean() for f in feats.values()).backward()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    extractor = Extractor.load()
+    plain, cl = extractor, Extractor.load().to(memory_format=torch.channels_last)
+    print(f"threads {torch.get_num_threads()}; best of {args.reps}, seconds per evaluation")
+    print("| size | " + " | ".join(VARIANTS) + " | fp32 / bf16+cl |\n|---|" + "---:|" * (len(VARIANTS) + 1))
+    for w, h in SIZES:
+        x = torch.rand(1, 3, h, w, requires_grad=True)
+        best = dict.fromkeys(VARIANTS, float("inf"))
+        for _ in range(args.reps):
+            for name, (dtype, channels_last) in VARIANTS.items():
+                t0 = time.perf_counter()
+                one_eval(cl if channels_last else plain, x, dtype, channels_last)
+                best[name] = min(best[name], time.perf_counter() - t0)
+        cells = " | ".join(f"{best[n]:.3f}" for n in VARIANTS)
+        print(f"| {w}x{h} | {cells} | {best['fp32'] / best['bf16+cl']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
