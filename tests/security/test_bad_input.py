@@ -182,6 +182,8 @@ CASES = [
          path=f"/v1/jobs/{ALICE_JOB}/preview", key=BOB_KEY),
     Case("other-tenant-cancel", 404, "job_not_found", path=f"/v1/jobs/{ALICE_JOB}/cancel",
          key=BOB_KEY),
+    Case("own-result-while-queued", 409, "job_not_succeeded", method="GET",
+         path=f"/v1/jobs/{ALICE_JOB}/result"),  # the owner gets 409 where others get 404
     Case("other-tenant-no-key-get", 401, "unauthorized", method="GET",
          path=f"/v1/jobs/{ALICE_JOB}", key=None),
     # --- ids, routes, methods, queries
