@@ -156,6 +156,7 @@ CASES = [
     params("params-deeply-nested", "[" * 20000 + "]" * 20000),
     params("params-huge-integer", '{"seed": ' + "9" * 5000 + "}"),
     params("params-nan-layer-weight", f'{{{T}, "content_layers": {{"relu4_2": NaN}}}}'),
+    params("params-infinite-layer-weight", f'{{{T}, "style_layers": {{"relu1_1": Infinity}}}}'),
     params("params-nan-style-blend", f'{{{T}, "style_blend": [NaN]}}'),
     params("params-infinite-weight", f'{{{T}, "tv_weight": Infinity}}'),
     # --- file names: accepted, but never used to name what is stored
