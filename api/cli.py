@@ -41,6 +41,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    app.conf.worker_concurrency = args.concurrency  # the pool children size their torch threads by it
     app.worker_main([
         "worker", "--pool=prefork", f"--concurrency={args.concurrency}", "-Q", settings.queue,
         f"--loglevel={settings.log_level}", "-n", f"nst-{os.getpid()}@{socket.gethostname()}",

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # Engine.
     weights: str = Field("original", description="`original`, `torchvision` or a file path.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    torch_threads: int = Field(
+        0, ge=0, description="CPU threads per worker process; 0 = cores / worker concurrency."
+    )
 
     # Auth: "key:tenant,key2:tenant"; empty means open mode on loopback only.
     api_keys: str = Field("", repr=False)
