@@ -19,6 +19,7 @@ import pytest
 from hostile import (
     ALICE_KEY,
     BOB_KEY,
+    BOUNDARY,
     CONTENT,
     MULTIPART,
     STORED_NAME,
@@ -52,6 +53,12 @@ UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 BIG_FILE = noise_png(UPLOAD_LIMIT + 1)  # one file over NST_MAX_UPLOAD_BYTES
 HUGE_BODY = b"\0" * (8 * UPLOAD_LIMIT)  # over the whole-body limit (5 files + framing)
 T = '"scales": [32], "iterations": [1], "size": 32'  # tiny schedule inside hostile params
+
+
+def cut(parts: list[Part], at: bytes, keep_after: int = 0) -> bytes:
+    """The multipart body of `parts`, ended early: just before the last `at` (+ keep_after)."""
+    body = multipart(parts)
+    return body[: body.rindex(at) + keep_after]
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,15 @@ CASES = [
          headers={"Content-Type": "multipart/form-data"}),
     Case("garbage-multipart", 422, "invalid_multipart", body=b"\x00garbage\r\n--",
          headers={"Content-Type": MULTIPART}),
+    # A body that ends early (client gone mid-upload) lacks the closing boundary: the incomplete
+    # last part must not be dropped silently and the rest run with defaults.
+    Case("truncated-body-in-params", 422, "invalid_multipart",
+         body=cut(job_parts(), b'"iterations"'), headers={"Content-Type": MULTIPART}),
+    Case("truncated-body-in-second-style", 422, "invalid_multipart",
+         body=cut(job_parts(styles=(STYLE, STYLE), params=None), b"\xff\xd8", 50),
+         headers={"Content-Type": MULTIPART}),
+    Case("no-closing-boundary", 422, "invalid_multipart",
+         body=cut(job_parts(), f"--{BOUNDARY}--".encode()), headers={"Content-Type": MULTIPART}),
     posting("missing-content", 422, "missing_field", job_parts()[1:]),
     posting("missing-style", 422, "missing_field", job_parts(styles=())),
     posting("unknown-extra-part", 422, "unknown_field",
