@@ -113,11 +113,6 @@ def noise_png(n_bytes: int) -> bytes:
         side *= 2
 
 
-def image_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as img:
-        return img.size
-
-
 CONTENT = rgb()
 STYLE = rgb((32, 32), "JPEG")
 
