@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -82,24 +83,32 @@ def run(args: argparse.Namespace) -> dict:
     if fmt is None:
         raise NstError(f"output {args.output} must end in one of {', '.join(OUTPUT_FORMATS)}", field="output")
     params = params_from_args(args)
+    clock = time.perf_counter()
     content = load_image(args.content, max_pixels=MAX_INPUT_PIXELS)
     styles = [load_image(p, max_pixels=MAX_INPUT_PIXELS) for p in args.styles]
     init = load_image(args.init_image, max_pixels=MAX_INPUT_PIXELS) if args.init_image else None
+    timings = {"decode": time.perf_counter() - clock}
 
+    clock = time.perf_counter()
     from nst_core.transfer import Stylizer  # torch loads here, after the cheap checks
 
+    stylizer = Stylizer(args.weights, args.device)
+    timings["load_model"] = time.perf_counter() - clock
     on_progress, close = _progress_bar(not args.json and sys.stderr.isatty())
     try:
-        result = Stylizer(args.weights, args.device).stylize(content, styles, params, on_progress, init)
+        result = stylizer.stylize(content, styles, params, on_progress, init)
     finally:
         close()
+    clock = time.perf_counter()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(encode_image(result.image, fmt))
+    timings["encode"] = time.perf_counter() - clock
     return {
         "output": str(args.output), "size": list(result.image.size),
         "wall_seconds": round(result.wall_seconds, 3), "iterations": result.iterations,
         "evaluations": result.evaluations, "losses": result.losses,
-        "style_cache_hits": result.style_cache_hits, "timings": result.timings,
+        "style_cache_hits": result.style_cache_hits,
+        "timings": {k: round(v, 3) for k, v in (timings | result.timings).items()},
     }
 
 
