@@ -135,7 +135,7 @@ class _Run:
         self.evaluations = 0
         self.losses: dict[str, float] = {}  # last values read back from the device
         self.cache_hits = 0
-        self.timings: dict[str, float] = {"style_targets": 0.0}
+        self.timings: dict[str, float] = {"style_targets": 0.0, "optimize": 0.0}
         self.start = time.perf_counter()
         self.opt_start = self.start
 
@@ -148,7 +148,9 @@ class _Run:
             x = self._start_image(x, content_t, dims, init_image)
             t0 = time.perf_counter()
             x, n_done = self._optimize(x, targets, index)
-            self.timings[f"scale{index + 1}_{dims[0]}x{dims[1]}"] = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            self.timings[f"scale{index + 1}_{dims[0]}x{dims[1]}"] = seconds
+            self.timings["optimize"] += seconds
             done_per_scale.append(n_done)
         assert x is not None
         out = x.detach().clamp(0, 1)
