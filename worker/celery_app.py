@@ -19,11 +19,19 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # a long job must not hold other jobs hostage
+        # Nor may it after a broker reconnect, when the new channel forgets the message still
+        # running: take a message only when a pool process is free (Redis broker only).
+        worker_disable_prefetch=True,
         broker_transport_options={
             # Unacked messages come back after this; it must exceed the longest job.
             "visibility_timeout": settings.visibility_timeout,
         },
+        # Redis restarting: workers reconnect by themselves, however long it takes, and a running
+        # job goes on (its lease, not the unackable message, keeps it; a redelivery is a no-op).
         broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_hard_time_limit,

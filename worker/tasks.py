@@ -13,6 +13,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from pydantic import ValidationError
@@ -33,6 +34,8 @@ from worker.storage import NotStored, ResultStore, preview_key, result_key
 log = logging.getLogger("nst.worker")
 
 PREVIEW_MIN_INTERVAL = 1.0  # seconds between stored previews: they are full images
+# Redis restarting or briefly unreachable: a run goes on through it, its lease has slack.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 @lru_cache
@@ -97,6 +100,7 @@ class ProgressReporter:
         self.settings, self.heartbeat = settings, heartbeat
         self.last: dict[str, Any] | None = None
         self._last_write = self._last_preview = float("-inf")
+        self._store_down = False
 
     @property
     def lost(self) -> bool:
@@ -111,14 +115,22 @@ class ProgressReporter:
             stored_preview = preview_key(self.job_id)
             self.results.put(stored_preview, encode_image(p.preview, "png"))
             self._last_preview = now
-        if stored_preview or now - self._last_write >= self.settings.progress_interval_seconds:
-            verdict = self.store.touch(
-                self.job_id, self.token, lease_seconds=self.settings.lease_seconds,
-                progress=self.last, preview_key=stored_preview,
-            )
-            self._last_write = now
-        else:  # between writes, a cheap read keeps cancel within one iteration
-            verdict = self.store.verdict(self.job_id, self.token)
+        try:
+            if stored_preview or now - self._last_write >= self.settings.progress_interval_seconds:
+                verdict = self.store.touch(
+                    self.job_id, self.token, lease_seconds=self.settings.lease_seconds,
+                    progress=self.last, preview_key=stored_preview,
+                )
+                self._last_write = now
+            else:  # between writes, a cheap read keeps cancel within one iteration
+                verdict = self.store.verdict(self.job_id, self.token)
+        except REDIS_DOWN:  # keep computing; a lease lost meanwhile shows at the next check
+            if not self._store_down:
+                log.warning("job store unreachable; the run goes on", extra={"job_id": self.job_id},
+                            exc_info=True)
+            self._store_down = True
+            return False
+        self._store_down = False
         if verdict == "lost":
             self.heartbeat.verdict = "lost"
         return verdict != "ok"
@@ -153,8 +165,18 @@ def run(job_id: str) -> str:
 
     def finish(status: str, error: tuple[str, str] | None = None,
                result: tuple[str, str] | None = None) -> str:
-        seconds = store.finish(job_id, claim.token, status, error=error, result=result,
-                               progress=reporter.last)
+        # Through a Redis restart, for as long as the lease would hold the job for us.
+        deadline = time.monotonic() + settings.lease_seconds
+        while True:
+            try:
+                seconds = store.finish(job_id, claim.token, status, error=error, result=result,
+                                       progress=reporter.last)
+                break
+            except REDIS_DOWN:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("job store unreachable; finishing again", extra=ctx)
+                time.sleep(0.5)
         if seconds is None:
             log.warning("lost the job before finishing", extra={**ctx, "status": status})
             return "lost"

@@ -1,0 +1,55 @@
+"""Fixtures of the fault suite: per test, a private redis-server (AOF, `appendfsync everysec`) on
+a free loopback port in a temp dir, and a stack of real API and worker processes on it.
+
+The stack helpers are the integration suite's (tests/integration/integration_stack.py), reused.
+Process logs are attached to the report when a test fails.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
+if str(_INTEGRATION) not in sys.path:
+    sys.path.insert(0, str(_INTEGRATION))
+
+from fault_stack import FaultStack, RedisServer  # noqa: E402  (needs the path above)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """This test's own redis-server; it may be killed and restarted by the test."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack_of(redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
+             ) -> Iterator:
+    """Build a FaultStack on this test's Redis (API not started); stopped after the test."""
+    stacks: list[FaultStack] = []
+    request.node.fault_stacks = stacks
+
+    def make(**env: str) -> FaultStack:
+        stack = FaultStack(f"s{len(stacks)}", redis_server, tmp_path, **env)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    """On failure, attach the logs of the stacks the test used."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when == "call":
+        for stack in getattr(item, "fault_stacks", []):
+            report.sections.append((f"stack {stack.name} logs", stack.dump_logs()))
