@@ -64,9 +64,10 @@ def test_presets_order_time_against_quality():
 def test_small_size_merges_collapsed_scales_and_keeps_total_work():
     p = StyleParams(size=96, preset="balanced")
     sched = p.schedule()
-    # 0.25, 0.354 and 0.5 of 96 are all below the minimum scale: they collapse to 64
-    assert sched.sizes == (MIN_SCALE_SIZE, 68, 96)
-    assert sched.iterations == (150 + 100 + 80, 50, 30)
+    # 0.25 and 0.5 of 96 are both below the minimum scale: they collapse to 64
+    iters = PRESETS["balanced"][1]
+    assert sched.sizes == (MIN_SCALE_SIZE, 96)
+    assert sched.iterations == (iters[0] + iters[1], iters[2])
     assert p.total_iterations == sum(PRESETS["balanced"][1])
     assert len(set(sched.sizes)) == len(sched.sizes)
 
