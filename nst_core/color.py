@@ -27,7 +27,7 @@ def match_histogram(source: torch.Tensor, reference: torch.Tensor) -> torch.Tens
     s = source.reshape(3, -1).double()
     r = reference.reshape(3, -1).double()
     s_mu, r_mu = s.mean(1, keepdim=True), r.mean(1, keepdim=True)
-    eye = torch.eye(3, dtype=torch.float64) * 1e-5
+    eye = torch.eye(3, dtype=torch.float64, device=s.device) * 1e-5
     s_cov = torch.cov(s) + eye
     r_cov = torch.cov(r) + eye
     # Whiten with the source's covariance, color with the reference's (matrix square roots).
