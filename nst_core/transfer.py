@@ -26,6 +26,7 @@ from nst_core.vgg import Extractor
 
 MIN_SIDE = 16  # VGG19 pools four times before relu5_1; smaller inputs have no spatial extent left
 LOSS_SYNC_EVERY = 10  # reading a loss value forces a device sync; don't do it every iteration
+PLATEAU_GAIN = 0.002  # a scale ends early when LOSS_SYNC_EVERY iterations gain less than this share
 ADAM_LR = 0.02  # in 0..1 pixel units
 # fp16 autocast gradients underflow without scaling; bf16 and fp32 need none.
 FP16_LOSS_SCALE = 1024.0
@@ -230,6 +231,7 @@ class _Run:
             optimizer = torch.optim.Adam([x], lr=ADAM_LR)
         n_iter = self.schedule.iterations[index]
         (w, h) = self.dims[index]
+        checkpoint = float("inf")
         for it in range(1, n_iter + 1):
             optimizer.step(closure)
             if self.p.optimizer == "adam":
@@ -239,10 +241,18 @@ class _Run:
                     x.clamp_(0, 1)
             self.step += 1
             self.work_done += w * h
-            if it == 1 or it % LOSS_SYNC_EVERY == 0 or it == n_iter:
+            synced = it == 1 or it % LOSS_SYNC_EVERY == 0 or it == n_iter
+            if synced:
                 self.losses = {k: float(v.detach()) for k, v in terms.items()}
             preview = self.p.preview_every and it % self.p.preview_every == 0
             self._report("optimize", index, it, x if preview else None)
+            if synced and it % LOSS_SYNC_EVERY == 0 and it < n_iter:
+                # A scale whose loss stopped falling has nothing left to give: move on.
+                if self.losses["total"] > checkpoint * (1 - PLATEAU_GAIN):
+                    self.step += n_iter - it
+                    self.work_done += (n_iter - it) * w * h
+                    return x, it
+                checkpoint = self.losses["total"]
         return x, n_iter
 
     def _report(self, stage: str, index: int, iteration: int, preview: torch.Tensor | None) -> None:

@@ -339,3 +339,12 @@ def test_output_has_requested_size_when_scales_stop_short(stylizer, content_imag
     except ValidationError:
         return  # rejecting such a schedule up front is acceptable too
     assert max(stylizer.stylize(content_image, [style_a], p).image.size) == 64
+
+
+def test_a_scale_stops_early_once_its_loss_plateaus(stylizer, content_image, style_a):
+    events: list[Progress] = []
+    result = stylizer.stylize(content_image, [style_a], params(iterations=(1000,)), events.append)
+    assert 10 <= result.iterations[0] < 1000
+    assert result.evaluations == result.iterations[0]
+    # the skipped iterations count as done, so the job still reports 100%
+    assert events[-1].percent == 100.0
