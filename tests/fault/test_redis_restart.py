@@ -24,7 +24,9 @@ def test_redis_killed_and_restarted_loses_no_job(stack_of, redis_server: RedisSe
         queued = [alice.submit(CONTENT, [STYLE], TINY) for _ in range(2)]
         wait_running(alice, running["id"])
         time.sleep(1.5)  # appendfsync everysec: what was written a second ago is on disk
-        step_before = stack.store().get(running["id"]).progress["step"]
+        at_kill = stack.store().get(running["id"])
+        assert at_kill.status == "running", "the long job ended too soon: give it more iterations"
+        step_before = at_kill.progress["step"]
 
         redis_server.kill()
         down_at = time.monotonic()

@@ -20,7 +20,7 @@ def test_all_workers_killed_a_fresh_worker_completes_every_job_once(stack_of) ->
     stack.start_worker()
     stack.start_worker()
     with stack.client() as alice:
-        running = [alice.submit(CONTENT, [STYLE], long_params(n)) for n in (300, 200)]
+        running = [alice.submit(CONTENT, [STYLE], long_params(n)) for n in (150, 100)]
         queued = [alice.submit(CONTENT, [STYLE], TINY) for _ in range(3)]
         for job in running:
             wait_running(alice, job["id"])
