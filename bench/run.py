@@ -82,14 +82,31 @@ def quality_curve(content: Path, style: Path, size: int, preset: str, every: int
 
     c, s = Image.open(content).convert("RGB"), Image.open(style).convert("RGB")
     snaps: list[tuple[float, int, Image.Image]] = []
+    steps = [0]
 
     def keep(ev):  # noqa: ANN001, ANN202
+        steps[0] = ev.step
         if ev.preview is not None:
             snaps.append((ev.elapsed, ev.step, ev.preview))
 
     result = Stylizer().stylize(c, [s], StyleParams(size=size, preset=preset, preview_every=every), keep)
-    snaps.append((result.wall_seconds, sum(result.iterations), result.image))
+    if not snaps or snaps[-1][1] != steps[0]:
+        snaps.append((result.wall_seconds, steps[0], result.image))
     return [{"seconds": round(t, 2), "step": step, **evaluate(img, c, s)} for t, step, img in snaps]
+
+
+def style_cache_saving(content: Path, style: Path, size: int) -> dict[str, float]:
+    """Two jobs with the same style in one worker process: what the style-target cache saves."""
+    from nst_core.params import StyleParams
+    from nst_core.transfer import Stylizer
+
+    c, s = Image.open(content).convert("RGB"), Image.open(style).convert("RGB")
+    stylizer, params = Stylizer(), StyleParams(size=size, preview_every=0)
+    first, second = (stylizer.stylize(c, [s], params) for _ in range(2))
+    return {"first_style_targets_s": round(first.timings["style_targets"], 3),
+            "second_style_targets_s": round(second.timings["style_targets"], 3),
+            "second_cache_hits": second.style_cache_hits,
+            "first_wall_s": round(first.wall_seconds, 2), "second_wall_s": round(second.wall_seconds, 2)}
 
 
 def reaches(q: dict[str, float], ref: dict[str, float]) -> bool:
@@ -100,11 +117,11 @@ def reaches(q: dict[str, float], ref: dict[str, float]) -> bool:
 
 def table(runs: list[Run], base: Run | None) -> str:
     """Markdown table of every run, with time ratios against pastiche."""
-    head = ("| run | wall s | vs pastiche | evals | s/eval | peak MB | content 512 | style 512 "
+    head = ("| run | wall s | pastiche wall / this | evals | s/eval | peak MB | content 512 | style 512 "
             "| style 256 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     for r in runs:
-        ratio = f"{base.wall / r.wall:.1f}x faster" if base and r is not base else "1.0"
+        ratio = f"{base.wall / r.wall:.1f}x" if base else "-"
         q = r.quality
         rows.append(f"| {r.name} | {r.wall:.1f} | {ratio} | {r.evaluations} | "
                     f"{r.wall / max(r.evaluations, 1):.3f} | {r.peak_mb:.0f} | {q['content_512']:.3f} | "
@@ -149,6 +166,7 @@ def main() -> None:
             hit = next((pt for pt in curve if reaches(pt, base.quality)), None)
             report["time_to_pastiche_quality"] = hit and hit["seconds"]
             report["pastiche_ratio"] = hit and round(base.wall / hit["seconds"], 2)
+    report["style_cache"] = style_cache_saving(args.content, args.style, args.size)
     (args.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     print(table(runs, base))
     if "curve" in report:
@@ -159,6 +177,7 @@ def main() -> None:
         if base:
             print(f"time to reach pastiche's quality: {report['time_to_pastiche_quality']} s "
                   f"(pastiche wall {base.wall:.1f} s; ratio {report['pastiche_ratio']})")
+    print("second job with the same style:", report["style_cache"])
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ class _Run:
         self.evaluations = 0
         self.losses: dict[str, float] = {}  # last values read back from the device
         self.cache_hits = 0
-        self.timings: dict[str, float] = {"style_targets": 0.0, "optimize": 0.0}
+        self.timings = {"content_targets": 0.0, "style_targets": 0.0, "optimize": 0.0}
         self.start = time.perf_counter()
         self.opt_start = self.start
 
@@ -172,6 +172,8 @@ class _Run:
             content_feats = self.s.extractor(content_t.contiguous(memory_format=torch.channels_last),
                                              self.p.content_layers, self.p.pooling)
         content_feats = {k: v.float() for k, v in content_feats.items()}
+        self.timings["content_targets"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
         long_side = round(self.schedule.sizes[index] * self.p.style_scale)
         reference = content_t if self.p.color == "histogram" else None
         hits_before = self.s.grams.hits
@@ -261,7 +263,8 @@ class _Run:
         elapsed = time.perf_counter() - self.start
         eta = None
         if self.work_done:
-            per_unit = (elapsed - self.timings["style_targets"]) / self.work_done
+            setup = self.timings["content_targets"] + self.timings["style_targets"]
+            per_unit = (elapsed - setup) / self.work_done
             eta = per_unit * (sum(self.work) - self.work_done)
         event = Progress(
             stage=stage, scale=index + 1, scales=len(self.dims), size=self.dims[index],
