@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -19,6 +20,7 @@ from worker.settings import Settings
 
 PARAMS_PART_BYTES = 64 * 1024  # the `params` JSON field
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers
+TAIL_BYTES = 1024  # enough for the closing delimiter (boundaries are at most 70 bytes) and CRLFs
 
 
 @dataclass
@@ -41,13 +43,22 @@ def _too_large(limit: int, what: str = "request body", field: str | None = None)
     return ApiError(413, "payload_too_large", f"{what} is over the {limit}-byte limit", field=field)
 
 
-async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _limited(request: Request, limit: int, tail: bytearray) -> AsyncIterator[bytes]:
     seen = 0
     async for chunk in request.stream():
         seen += len(chunk)
         if seen > limit:
             raise _too_large(limit)
+        tail[:] = (tail + chunk)[-TAIL_BYTES:]
         yield chunk
+
+
+def _closed(content_type: str, tail: bytes) -> bool:
+    # The multipart parser accepts a body cut short and drops its unfinished last part;
+    # a request is complete only if its closing delimiter arrived.
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary", b"")
+    return bool(boundary) and b"--" + boundary + b"--" in tail
 
 
 async def read_job_form(request: Request, settings: Settings) -> JobForm:
@@ -58,9 +69,10 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+    tail = bytearray()
     parser = MultiPartParser(
         request.headers,
-        _limited(request, limit),
+        _limited(request, limit, tail),
         max_files=settings.max_styles + 2,  # one over the limit still gets a precise error
         max_fields=4,
         max_part_size=PARAMS_PART_BYTES,
@@ -69,6 +81,9 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
         form = await parser.parse()
     except MultiPartException as e:
         raise ApiError(422, "invalid_multipart", e.message) from e
+    if tail and not _closed(request.headers["content-type"], tail):  # empty: missing parts below
+        await form.close()
+        raise ApiError(422, "invalid_multipart", "the multipart body ended before its closing boundary")
     try:
         return await _collect(form.multi_items(), settings)
     finally:

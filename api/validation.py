@@ -18,9 +18,11 @@ from worker.settings import Settings
 def parse_params(raw: str | None, n_styles: int, settings: Settings) -> StyleParams:
     """The job's StyleParams from the `params` JSON field, within this service's limits."""
     try:
-        data: Any = json.loads(raw) if raw and raw.strip() else {}
-    except json.JSONDecodeError as e:
-        raise ApiError(422, "invalid_params", f"params is not JSON: {e.msg}", field="params") from e
+        data: Any = json.loads(raw, parse_constant=_refuse_constant) if raw and raw.strip() else {}
+    except (ValueError, RecursionError) as e:  # also too deep, too many digits, NaN/Infinity
+        reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e) or "nested too deeply"
+        raise ApiError(422, "invalid_params", f"params is not valid JSON: {reason[:200]}",
+                       field="params") from e
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_params", "params must be a JSON object", field="params")
     try:
@@ -32,6 +34,10 @@ def parse_params(raw: str | None, n_styles: int, settings: Settings) -> StylePar
                        field=f"params.{where}" if where else "params") from e
     _check_limits(params, n_styles, settings)
     return params
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _check_limits(params: StyleParams, n_styles: int, settings: Settings) -> None:

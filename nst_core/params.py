@@ -54,7 +54,7 @@ MIN_SCALE_SIZE = 64
 class StyleParams(BaseModel):
     """Everything that decides one run's output, with defaults that give a good image."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     size: int = Field(512, ge=32, le=4096, description="Long side of the output, in pixels.")
     preset: Preset = Field("balanced", description="Point on the time-quality curve.")
