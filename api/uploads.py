@@ -65,6 +65,9 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
     """Parse `content`, `style` (repeated) and `params`; refuse anything else or too big."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data")
+    if request.headers.get("content-encoding", "identity").lower() != "identity":
+        # We do not decode compressed bodies; reading one as identity would store garbage.
+        raise ApiError(415, "unsupported_media_type", "send the body without Content-Encoding")
     limit = body_limit(settings)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

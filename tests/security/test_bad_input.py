@@ -135,6 +135,8 @@ CASES = [
     Case("urlencoded-content-type", 415, "unsupported_media_type", body=b"content=x&style=y",
          headers={"Content-Type": "application/x-www-form-urlencoded"}),
     Case("no-content-type", 415, "unsupported_media_type", body=multipart(job_parts())),
+    posting("gzip-content-encoding", 415, "unsupported_media_type", job_parts(),
+            headers={"Content-Encoding": "gzip"}),
     # --- the images
     posting("zero-byte-content", 422, "empty_file", job_parts(content=b"")),
     posting("zero-byte-style", 422, "empty_file", job_parts(styles=(b"",))),
