@@ -68,3 +68,31 @@ def test_redis_killed_and_restarted_loses_no_job(stack_of, redis_server: RedisSe
               or (e["msg"] == "job finished" and e["job_id"] == running["id"])]
     first_end = next(i for i, e in enumerate(events) if e["msg"] == "job finished")
     assert first_end == 1, [e["msg"] for e in events]
+
+
+@pytest.mark.timeout(180)
+def test_redis_down_longer_than_a_lease_still_completes_each_job_once(
+        stack_of, redis_server: RedisServer) -> None:
+    # The running attempt's lease runs out while Redis is away. When it is back, either that
+    # attempt renews first and goes on, or a reaper requeues the job first and the old attempt
+    # finds its token gone and stops without writing: one completion either way.
+    stack: FaultStack = stack_of(NST_LEASE_SECONDS="3").start_api()
+    stack.start_worker()
+    with stack.client() as alice:
+        running = alice.submit(CONTENT, [STYLE], long_params(300))
+        queued = alice.submit(CONTENT, [STYLE], TINY)
+        wait_running(alice, running["id"])
+        time.sleep(1.5)  # appendfsync everysec
+        assert stack.store().get(running["id"]).status == "running"
+        redis_server.kill()
+        time.sleep(7)  # more than twice the lease
+        redis_server.start()
+
+        views = assert_invariant(stack, alice, {running["id"]: "succeeded",
+                                                queued["id"]: "succeeded"})
+        assert views[running["id"]]["attempts"] in (1, 2)
+        assert views[queued["id"]]["attempts"] == 1
+    if views[running["id"]]["attempts"] == 2:  # the first attempt noticed and stopped
+        assert stack.worker_lines("stopped: the lease went to another attempt") or \
+            stack.worker_lines("lost the job before finishing")
+    assert len(stack.worker_lines("Connected to redis://")) == 2
