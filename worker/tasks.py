@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from functools import lru_cache
@@ -41,9 +42,14 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 @lru_cache
 def get_stylizer() -> Any:
     """The engine with VGG19 loaded: once per worker process, after the fork, on first use."""
+    import torch
+
     from nst_core.transfer import Stylizer  # torch: only ever imported in pool processes
 
     settings = get_settings()
+    # Pool processes that each use every core oversubscribe the CPU and slow down several-fold.
+    concurrency = app.conf.worker_concurrency or 1
+    torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 1) // concurrency))
     return Stylizer(weights=settings.weights, device=settings.device)
 
 
