@@ -44,7 +44,7 @@ class Schedule(BaseModel):
 # Tuned on tubingen x starry_night at 512 px against pastiche's 300-step result
 # (bench/RESULTS.md has the figures).
 PRESETS: dict[str, tuple[tuple[float, ...], tuple[int, ...]]] = {
-    "fast": ((0.25, 0.5, 1.0), (30, 15, 10)),
+    "fast": ((0.25, 0.5, 1.0), (20, 10, 8)),
     "balanced": ((0.25, 0.5, 1.0), (40, 20, 15)),
     "high": ((0.25, 0.5, 1.0), (80, 40, 30)),
 }
