@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -83,6 +84,11 @@ def stop_all(procs: list[subprocess.Popen], timeout: float = 20) -> None:
                 proc.wait()
 
 
+def spawn(kind: str, *args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen:
+    """Start one `nst` service process (`api`, `worker`, ...) with this interpreter."""
+    return subprocess.Popen([sys.executable, "-m", "api.cli", kind, *args], env=env, **popen)
+
+
 def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_dir: Path) -> int:
     """Start everything, print the URL, supervise until a signal or a child's death."""
     env = dict(os.environ)
@@ -93,12 +99,10 @@ def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_di
             started.append(redis_proc)
             log.info("embedded redis started", extra={"url": redis_url})
         env["NST_REDIS_URL"] = redis_url
-        cli = [sys.executable, "-m", "api.cli"]
-        api = subprocess.Popen([*cli, "api", "--host", host, "--port", str(port)], env=env,
-                               start_new_session=True)
+        api = spawn("api", "--host", host, "--port", str(port), env=env, start_new_session=True)
         started.append(api)
-        started += [subprocess.Popen([*cli, "worker", "--concurrency", "1"], env=env,
-                                     start_new_session=True) for _ in range(workers)]
+        started += [spawn("worker", "--concurrency", "1", env=env, start_new_session=True)
+                    for _ in range(workers)]
         url = f"http://{host}:{port}"
         wait_until(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 60, api)
         print(f"nst is up: {url} (API docs: {url}/docs); Ctrl-C stops it", flush=True)

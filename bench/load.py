@@ -40,7 +40,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.stack import free_port, start_redis, stop_all, wait_until  # noqa: E402
+from api.stack import free_port, spawn, start_redis, stop_all, wait_until  # noqa: E402
 
 TINY = {"size": 32, "scales": [32], "iterations": [2], "optimizer": "adam", "preview_every": 0}
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -91,8 +91,8 @@ class Stack:
     def _spawn(self, kind: str, *args: str) -> subprocess.Popen:
         log = self.tmp / f"{kind}-{len(self.logs)}.log"
         self.logs.append(log)
-        proc = subprocess.Popen([sys.executable, "-m", "api.cli", kind, *args], env=self.env,
-                                cwd=self.tmp, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        proc = spawn(kind, *args, env=self.env, cwd=self.tmp, stdout=log.open("wb"),
+                     stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
 

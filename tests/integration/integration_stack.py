@@ -9,14 +9,13 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 from PIL import Image
 
 from api.client import NstClient
-from api.stack import free_port, stop_all, wait_until
+from api.stack import free_port, spawn, stop_all, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"key-alice": "alice", "key-alice-2": "alice", "key-bob": "bob", "key-carol": "carol",
@@ -75,8 +74,8 @@ class Stack:
     def _spawn(self, kind: str, *args: str) -> subprocess.Popen:
         log = self.tmp / f"{kind}-{len(self.logs)}.log"
         self.logs.append(log)
-        proc = subprocess.Popen([sys.executable, "-m", "api.cli", kind, *args], env=self.env,
-                                cwd=self.tmp, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        proc = spawn(kind, *args, env=self.env, cwd=self.tmp, stdout=log.open("wb"),
+                     stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
 
