@@ -59,6 +59,9 @@ class Stylizer:
 
     def __init__(self, weights: str = "original", device: str = "auto", cache_entries: int = 64) -> None:
         self.device = resolve_device(device)
+        if self.device.type == "cuda":
+            # Job sizes repeat (three scales per size), so autotuning each shape once pays off.
+            torch.backends.cudnn.benchmark = True
         self.weights = weights
         self.extractor = Extractor.load(weights).to(self.device, memory_format=torch.channels_last)
         self.grams = GramCache(cache_entries)
