@@ -1,6 +1,6 @@
 """Cost of one VGG19 forward+backward (relu1_1..relu5_1) per precision and size, interleaved.
 
-Decides `nst_core.device.CPU_BF16_MIN_PIXELS`. Usage: python bench/micro.py [--reps 5]
+Why the engine uses bf16 at every scale on bf16 CPUs. Usage: python bench/micro.py [--reps 5]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from nst_core.vgg import Extractor  # noqa: E402
 
 LAYERS = [*STYLE_LAYERS_DEFAULT, "relu4_2"]
 VARIANTS = {"fp32": (None, False), "fp32+cl": (None, True), "bf16+cl": (torch.bfloat16, True)}
-SIZES = [(128, 96), (181, 136), (256, 192), (362, 272), (512, 384)]
+SIZES = [(64, 48), (96, 72), (128, 96), (181, 136), (256, 192), (362, 272), (512, 384)]
 
 
 def one_eval(extractor: Extractor, x: torch.Tensor, dtype: torch.dtype | None, channels_last: bool) -> None:

@@ -130,7 +130,7 @@ class _Run:
         self.on_progress = on_progress
         self.schedule = params.schedule()
         self.dims = [scale_dims(self.content.size, size) for size in self.schedule.sizes]
-        self.dtypes = [fast_dtype(stylizer.device, params.precision, w * h) for w, h in self.dims]
+        self.dtype = fast_dtype(stylizer.device, params.precision)
         # ETA weighs each remaining iteration by its pixel count: a 512 px step costs ~4x a 256 px one.
         self.work = [w * h * n for (w, h), n in zip(self.dims, self.schedule.iterations, strict=True)]
         self.total_steps = sum(self.schedule.iterations)
@@ -170,8 +170,7 @@ class _Run:
 
     def _targets(self, content_t: torch.Tensor, index: int) -> tuple[dict, list[dict]]:
         t0 = time.perf_counter()
-        dtype = self.dtypes[index]
-        with torch.no_grad(), autocast(self.s.device, dtype):
+        with torch.no_grad(), autocast(self.s.device, self.dtype):
             content_feats = self.s.extractor(content_t.contiguous(memory_format=torch.channels_last),
                                              self.p.content_layers, self.p.pooling)
         content_feats = {k: v.float() for k, v in content_feats.items()}
@@ -180,7 +179,7 @@ class _Run:
         long_side = round(self.schedule.sizes[index] * self.p.style_scale)
         reference = content_t if self.p.color == "histogram" else None
         hits_before = self.s.grams.hits
-        style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, dtype)
+        style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype)
                        for st, d in zip(self.styles, self.digests, strict=True)]
         self.cache_hits += self.s.grams.hits - hits_before
         self.timings["style_targets"] += time.perf_counter() - t0
@@ -205,13 +204,12 @@ class _Run:
                   index: int) -> tuple[torch.Tensor, int]:
         content_feats, style_grams = targets
         layers = set(self.p.content_layers) | set(self.p.style_layers)
-        dtype = self.dtypes[index]
-        loss_scale = FP16_LOSS_SCALE if dtype == torch.float16 else 1.0
+        loss_scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
         terms: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
-            with autocast(self.s.device, dtype):
+            with autocast(self.s.device, self.dtype):
                 feats = self.s.extractor(x.contiguous(memory_format=torch.channels_last),
                                          layers, self.p.pooling)
             terms["content"] = content_loss(feats, content_feats, self.p.content_layers)
