@@ -40,6 +40,17 @@ def wait_status(client, job_id: str, statuses: set[str], timeout: float = 180) -
     return view
 
 
+def wait_mid_run(client, job_id: str, timeout: float = 180) -> dict:
+    """Poll until the job runs and has made at least one step (so a kill lands mid-run)."""
+    deadline = time.monotonic() + timeout
+    view = wait_status(client, job_id, {"running"}, timeout)
+    while not (view["progress"] and view["progress"]["step"] > 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        view = client.get(job_id)
+    assert view["progress"] and view["progress"]["step"] > 0, view
+    return view
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's standalone S3-compatible server on a free loopback port, with a bucket."""
@@ -105,10 +116,7 @@ def test_a_job_of_a_killed_worker_is_reclaimed_and_completed(s3_stack: Stack) ->
     worker = s3_stack.start_worker()
     with s3_stack.client() as alice:
         job = alice.submit(CONTENT, [STYLE], long_params(40))
-        view = wait_status(alice, job["id"], {"running"})
-        while not (view["progress"] and view["progress"]["step"] > 0):
-            view = alice.get(job["id"])
-            time.sleep(0.05)
+        wait_mid_run(alice, job["id"])
         # Every worker of the stack dies; the message stays unacked until the visibility timeout,
         # so only the job lease (4 s here) and the reaper of a fresh worker can bring it back.
         for proc in s3_stack.procs:
@@ -127,10 +135,7 @@ def test_a_job_whose_pool_process_died_is_retried(s3_stack: Stack) -> None:
     worker = next(p for p in s3_stack.procs if p.args[3:4] == ["worker"] and p.poll() is None)
     with s3_stack.client() as alice:
         job = alice.submit(CONTENT, [STYLE], long_params(40))
-        view = wait_status(alice, job["id"], {"running"})
-        while not (view["progress"] and view["progress"]["step"] > 0):
-            view = alice.get(job["id"])
-            time.sleep(0.05)
+        wait_mid_run(alice, job["id"])
         # Only the child running the job dies; Celery puts the message back at once, the
         # redelivery finds the job's lease still held and does nothing, the lease expires and
         # the reaper queues the job again.
