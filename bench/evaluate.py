@@ -2,7 +2,9 @@
 
 content distance = ||F(out) - F(content)||^2 / ||F(content)||^2 on relu4_2;
 style distance = mean over relu1_1..relu5_1 of ||G(out) - G(style)||_F / ||G(style)||_F,
-at 512 px (long side) and, for the style, also at 256 px.
+at 512 px (long side) and, for the style, also at 256 px. The texture distance is the same mean
+over relu1_1..relu4_1 only: relu5_1's Gram on a few hundred positions describes the style's
+objects (eyes, faces) more than its brushwork, so it is reported apart, per layer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from nst_core.transfer import scale_dims, to_tensor
 from nst_core.vgg import Extractor
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+TEXTURE_LAYERS = STYLE_LAYERS[:4]
 CONTENT_LAYER = "relu4_2"
 CPU = torch.device("cpu")
 
@@ -38,12 +41,20 @@ def _features(x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tenso
     return _extractor()(x, layers, "max")
 
 
-def style_distance(out: Image.Image, style: Image.Image, long_side: int) -> float:
-    """Mean relative Frobenius distance of Gram matrices, both images at `long_side`."""
+def style_distances(out: Image.Image, style: Image.Image, long_side: int) -> dict[str, float]:
+    """Relative Frobenius distance of Gram matrices per layer, both images at `long_side`."""
     fo = _features(_bicubic(out, scale_dims(out.size, long_side)), STYLE_LAYERS)
     fs = _features(_bicubic(style, scale_dims(style.size, long_side)), STYLE_LAYERS)
-    ds = [(gram(fo[k]) - gram(fs[k])).norm() / gram(fs[k]).norm() for k in STYLE_LAYERS]
-    return float(sum(ds) / len(ds))
+    return {k: float((gram(fo[k]) - gram(fs[k])).norm() / gram(fs[k]).norm()) for k in STYLE_LAYERS}
+
+
+def _mean(per_layer: dict[str, float], layers: tuple[str, ...]) -> float:
+    return sum(per_layer[k] for k in layers) / len(layers)
+
+
+def style_distance(out: Image.Image, style: Image.Image, long_side: int) -> float:
+    """Mean relative Frobenius distance of Gram matrices over relu1_1..relu5_1."""
+    return _mean(style_distances(out, style, long_side), STYLE_LAYERS)
 
 
 def content_distance(out: Image.Image, content: Image.Image, long_side: int = 512) -> float:
@@ -55,11 +66,14 @@ def content_distance(out: Image.Image, content: Image.Image, long_side: int = 51
 
 
 def evaluate(out: Image.Image, content: Image.Image, style: Image.Image) -> dict[str, float]:
-    """The three figures a result is judged on."""
+    """The figures a result is judged on, with the 512 px style distance per layer."""
+    at512 = style_distances(out, style, 512)
     return {
         "content_512": content_distance(out, content, 512),
-        "style_512": style_distance(out, style, 512),
+        "style_512": _mean(at512, STYLE_LAYERS),
+        "texture_512": _mean(at512, TEXTURE_LAYERS),
         "style_256": style_distance(out, style, 256),
+        **{f"style_512_{k}": v for k, v in at512.items()},
     }
 
 
