@@ -36,6 +36,23 @@ def style_loss(features: dict[str, torch.Tensor], target_grams: dict[str, torch.
                for name, w in layer_weights.items())
 
 
+def layer_positions(dims: tuple[int, int], layer: str) -> int:
+    """Spatial positions of a VGG19 layer's feature map for a (width, height) input."""
+    shift = int(layer.lstrip("convrelu")[0]) - 1  # block b is pooled b-1 times (floor halving)
+    return (dims[0] >> shift) * (dims[1] >> shift)
+
+
+def position_weights(layers: dict[str, float], dims: tuple[int, int], full_at: int) -> dict[str, float]:
+    """Layer weights, each scaled by min(1, positions / full_at) for a (width, height) style image.
+
+    A Gram matrix taken on few positions describes the style's objects (a whole eye fills
+    relu5_1 of a 128 px portrait) rather than its texture; matching it paints those objects.
+    """
+    if full_at <= 0:
+        return dict(layers)
+    return {name: w * min(1.0, layer_positions(dims, name) / full_at) for name, w in layers.items()}
+
+
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of neighbouring pixels (smoothness prior)."""
     dx = image[..., :, 1:] - image[..., :, :-1]

@@ -69,6 +69,11 @@ class StyleParams(BaseModel):
     tv_weight: float = Field(2e-5, ge=0, le=1e6)
     content_layers: dict[str, float] = Field(default_factory=lambda: dict(CONTENT_LAYERS_DEFAULT))
     style_layers: dict[str, float] = Field(default_factory=lambda: dict(STYLE_LAYERS_DEFAULT))
+    style_positions: int = Field(
+        1024, ge=0, le=1_000_000,
+        description="A style layer counts fully only where the style's feature map has this many "
+                    "positions; fewer scale its weight down (0: off). Keeps the style's objects out.",
+    )
     style_blend: tuple[float, ...] | None = Field(
         None, description="Blend weight per style image (normalized); equal when omitted."
     )
