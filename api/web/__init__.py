@@ -26,6 +26,15 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 
+# The docs pages talk to nobody but this origin either: ReDoc's sidebar would load a logo from
+# cdn.redoc.ly, a CSP-blocked request never leaves the browser. Both pages need inline styles
+# (and Swagger UI its inline start-up script); ReDoc's search runs in a blob: worker.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+            "base-uri 'none'; frame-ancestors 'none'")
+DOCS_HEADERS = {"Content-Security-Policy": DOCS_CSP, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer"}
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -39,7 +48,7 @@ def index() -> FileResponse:
 def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI from local assets."""
     root = request.scope.get("root_path", "")
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - Swagger UI",
         swagger_js_url=f"{root}{DOCS_PREFIX}/swagger-ui-bundle.js",
@@ -47,19 +56,23 @@ def swagger_ui(request: Request) -> HTMLResponse:
         swagger_favicon_url=f"{root}{DOCS_PREFIX}/favicon.png",
         swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
+    page.headers.update(DOCS_HEADERS)
+    return page
 
 
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
     """ReDoc from local assets, without Google Fonts."""
     root = request.scope.get("root_path", "")
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - ReDoc",
         redoc_js_url=f"{root}{DOCS_PREFIX}/redoc.standalone.js",
         redoc_favicon_url=f"{root}{DOCS_PREFIX}/favicon.png",
         with_google_fonts=False,
     )
+    page.headers.update(DOCS_HEADERS)
+    return page
 
 
 class _PageHeaders:

@@ -104,7 +104,7 @@
         formError(`At most ${MAX_STYLES} style images.`, "style");
         break;
       }
-      state.styles.push({ file, weight: 1 });
+      state.styles.push({ file, weight: 0.5 });
     }
     renderStyles();
   }
