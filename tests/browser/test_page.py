@@ -146,9 +146,12 @@ def test_wrong_key_and_api_errors_are_shown(keyed_stack: Stack, open_stack: Stac
     assert not offline.left_loopback, offline.left_loopback
 
 
-def test_keyboard_reaches_the_drop_zones(open_stack: Stack, offline: OfflinePage) -> None:
+def test_keyboard_reaches_the_drop_zones(open_stack: Stack, offline: OfflinePage,
+                                        tmp_path: Path) -> None:
     page = offline.page
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column
     page.goto(open_stack.url + "/")
+    _shot(offline, tmp_path, "phone")
     focused = []
     for _ in range(8):
         page.keyboard.press("Tab")

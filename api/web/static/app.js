@@ -219,6 +219,8 @@
       const view = await (await api("/v1/jobs", { method: "POST", body })).json();
       remember(view.id);
       openJob(view.id, view);
+      // One column (phones): the progress is below the form, bring it into view.
+      if (window.matchMedia("(max-width: 860px)").matches) $("job-title").scrollIntoView({ block: "start" });
     } catch (err) {
       if (err.status === 401) showAuth(true);
       formError(err.message, err.field);
@@ -308,6 +310,7 @@
       showResult(view.id);
     } else if (view.status === "canceled") {
       el.progressText.textContent = "Canceled.";
+      if (!el.preview.hidden) el.caption.textContent = "Last preview before canceling";
     } else if (view.status === "failed") {
       el.progressText.textContent = "Failed.";
       el.jobError.textContent = view.error ? view.error.message : "The job failed.";
@@ -324,7 +327,7 @@
       if (state.urls[which]) URL.revokeObjectURL(state.urls[which]);
       state.urls[which] = url;
       el[which].src = url;
-      if (which === "preview" && el.result.hidden) {
+      if (which === "preview" && el.result.hidden && !FINISHED.has(el.jobStatus.textContent)) {
         el.preview.hidden = false;
         el.caption.textContent = "Live preview";
       }
