@@ -43,7 +43,7 @@ demo: install
 	trap 'kill -TERM $$up 2>/dev/null; wait $$up' EXIT INT TERM; \
 	until grep -q "nst is up" out/demo-stack.log; do \
 	  kill -0 $$up 2>/dev/null || { tail -20 out/demo-stack.log; exit 1; }; sleep 0.5; done; \
-	echo "stack up on port $$port; submitting $$content x $$style"; \
+	echo "stack up on port $$port (web page: http://127.0.0.1:$$port/); submitting $$content x $$style"; \
 	$(NST) submit $$content $$style --server http://127.0.0.1:$$port \
 	  --size $(DEMO_SIZE) --preset fast --wait -o out/demo.png
 

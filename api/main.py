@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from api.errors import install_error_handlers
 from api.metrics import observe_request
 from api.routes import health, jobs
+from api.web import install_web
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
 
@@ -51,12 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Submit a content photo and style images, poll the job, fetch the result. "
                     "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
         lifespan=_lifespan,
+        docs_url=None, redoc_url=None,  # served offline by api.web
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.middleware("http")(_observe)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    install_web(app)
     return app
 
 

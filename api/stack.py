@@ -105,7 +105,7 @@ def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_di
                     for _ in range(workers)]
         url = f"http://{host}:{port}"
         wait_until(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 60, api)
-        print(f"nst is up: {url} (API docs: {url}/docs); Ctrl-C stops it", flush=True)
+        print(f"nst is up: {url} (web page: {url}/, API docs: {url}/docs); Ctrl-C stops it", flush=True)
         return _supervise(started)
     finally:
         stop_all(list(reversed(started)))
