@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.errors import error_docs, error_response
 from api.metrics import registry
-from worker import connections
+from service import connections
 
 router = APIRouter(tags=["operations"])
 

@@ -7,8 +7,9 @@ import time
 
 import httpx
 import pytest
-from fault_stack import FaultStack, assert_invariant, wait_running
-from integration_stack import CONTENT, STYLE, TINY, long_params
+
+from tests.support.fault import FaultStack, assert_invariant, wait_running
+from tests.support.stack import CONTENT, STYLE, TINY, long_params
 
 pytestmark = pytest.mark.fault
 

@@ -6,10 +6,10 @@ import time
 
 import httpx
 import pytest
-from fault_stack import FaultStack, RedisServer, assert_invariant, wait_running
-from integration_stack import CONTENT, STYLE, TINY, long_params
 
-from api.client import NstApiError
+from client import NstApiError
+from tests.support.fault import FaultStack, RedisServer, assert_invariant, wait_running
+from tests.support.stack import CONTENT, STYLE, TINY, long_params
 
 pytestmark = pytest.mark.fault
 

@@ -7,10 +7,10 @@ import time
 
 import httpx
 import pytest
-from integration_stack import CONTENT, STYLE, TINY, long_params, png
 from PIL import Image
 
-from api.client import NstApiError, NstClient
+from client import NstApiError, NstClient
+from tests.support.stack import CONTENT, STYLE, TINY, long_params, png
 
 pytestmark = pytest.mark.integration
 

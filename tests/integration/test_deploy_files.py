@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api.cli import build_parser
-from worker.settings import Settings
+from cli.main import build_parser
+from service.settings import Settings
 
 pytestmark = pytest.mark.integration
 

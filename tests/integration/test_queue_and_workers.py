@@ -14,14 +14,14 @@ import httpx
 import psutil
 import pytest
 import redis
-from integration_stack import CONTENT, STYLE, TINY, Stack, long_params
 from PIL import Image
 
-from api.client import NstApiError
-from api.stack import free_port, stop_all, wait_until
+from cli.stack import free_port, stop_all, wait_until
+from client import NstApiError
 from nst_core.params import StyleParams
-from worker.jobs import JobStore, new_job_id
-from worker.storage import LocalStore, upload_key
+from service.jobstore import JobStore, new_job_id
+from service.results import LocalStore, upload_key
+from tests.support.stack import CONTENT, STYLE, TINY, Stack, long_params
 
 pytestmark = pytest.mark.integration
 

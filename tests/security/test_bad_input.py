@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from hostile import (
+from PIL import Image
+
+from tests.support.hostile import (
     ALICE_KEY,
     BOB_KEY,
     BOUNDARY,
@@ -43,8 +45,7 @@ from hostile import (
     rgba,
     truncated,
 )
-from integration_stack import Stack
-from PIL import Image
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
