@@ -12,8 +12,6 @@ from PIL import Image
 from client import NstApiError, NstClient
 from tests.support.stack import CONTENT, STYLE, TINY, long_params, png
 
-pytestmark = pytest.mark.integration
-
 
 def wait_for(client: NstClient, job_id: str, condition, timeout: float = 120) -> dict:
     """Poll the job until `condition(view)` holds."""

@@ -12,13 +12,10 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 from PIL import Image
 
 from cli.stack import free_port
 from tests.support.stack import CONTENT, ROOT, STYLE, TINY
-
-pytestmark = pytest.mark.integration
 
 
 def test_up_submit_wait_and_stop(tmp_path: Path) -> None:

@@ -11,8 +11,6 @@ import yaml
 from cli.main import build_parser
 from service.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_ENV = {f"NST_{name.upper()}" for name in Settings.model_fields}
 

@@ -23,8 +23,6 @@ from service.jobstore import JobStore, new_job_id
 from service.results import LocalStore, upload_key
 from tests.support.stack import CONTENT, STYLE, TINY, Stack, long_params
 
-pytestmark = pytest.mark.integration
-
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
           "AWS_DEFAULT_REGION": "us-east-1"}
 

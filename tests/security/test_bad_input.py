@@ -47,8 +47,6 @@ from tests.support.hostile import (
 )
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.integration
-
 ALICE_JOB = "{alice_job}"  # replaced by the id of a queued job of tenant alice
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 BIG_FILE = noise_png(UPLOAD_LIMIT + 1)  # one file over NST_MAX_UPLOAD_BYTES

@@ -30,8 +30,6 @@ from tests.support.hostile import (
 )
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.integration
-
 
 def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}

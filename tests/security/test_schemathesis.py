@@ -31,8 +31,6 @@ from service.settings import Settings
 from tests.support.hostile import ALICE_KEY, API_KEYS
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.integration
-
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 AUTH = {"Authorization": f"Bearer {ALICE_KEY}"}

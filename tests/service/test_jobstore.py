@@ -9,6 +9,7 @@ import pytest
 from service.contract import JobProgress, JobStatus, lua_is_terminal
 from service.jobstore import IdempotencyConflict, JobStore, QueueFull, TenantLimit, new_job_id
 
+
 def create(store: JobStore, tenant: str = "t", **kw) -> str:
     job_id = new_job_id()
     limits = {"ttl": 600, "max_active": 10, "max_queue": 10, **kw}
