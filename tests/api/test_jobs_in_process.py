@@ -28,7 +28,6 @@ FILES = [("content", ("c.png", CONTENT, "image/png")), ("style", ("s.png", STYLE
 
 
 def submit(http: TestClient, params: dict | None = None, **kw) -> dict:
-    files = FILES
     r = http.post("/v1/jobs", files=FILES, data={"params": json.dumps(params or TINY)}, **kw)
     assert r.status_code == 202, r.text
     return r.json()
@@ -72,7 +71,6 @@ def test_auth_is_required(http) -> None:
 
 def test_idempotent_replay_returns_the_same_job(http, published) -> None:
     first = submit(http, headers={"Idempotency-Key": "abc"})
-    files = FILES
     r = http.post("/v1/jobs", files=files, data={"params": json.dumps(TINY)},
                   headers={"Idempotency-Key": "abc"})
     assert r.status_code == 200 and r.json()["id"] == first["id"], r.text
@@ -87,7 +85,6 @@ def test_idempotent_replay_returns_the_same_job(http, published) -> None:
 def test_tenant_cap_answers_429(http) -> None:
     for _ in range(3):
         submit(http)
-    files = FILES
     r = http.post("/v1/jobs", files=files, data={"params": json.dumps(TINY)})
     assert r.status_code == 429 and r.headers["Retry-After"]
 
@@ -95,7 +92,6 @@ def test_tenant_cap_answers_429(http) -> None:
 def test_bad_requests_are_refused(http) -> None:
     assert http.post("/v1/jobs", content=b"x", headers={"Content-Type": "text/plain"}
                      ).status_code == 415
-    files = FILES
     r = http.post("/v1/jobs", files=files, data={"params": '{"size": 99999}'})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_params"
     r = http.post("/v1/jobs", files=[("content", ("c.png", b"not an image", "image/png")),
