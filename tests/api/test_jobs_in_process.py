@@ -71,28 +71,28 @@ def test_auth_is_required(http) -> None:
 
 def test_idempotent_replay_returns_the_same_job(http, published) -> None:
     first = submit(http, headers={"Idempotency-Key": "abc"})
-    r = http.post("/v1/jobs", files=files, data={"params": json.dumps(TINY)},
+    r = http.post("/v1/jobs", files=FILES, data={"params": json.dumps(TINY)},
                   headers={"Idempotency-Key": "abc"})
     assert r.status_code == 200 and r.json()["id"] == first["id"], r.text
     assert r.headers["Idempotent-Replayed"] == "true" and len(published.sent) == 1
-    r = http.post("/v1/jobs", files=files, data={"params": json.dumps({**TINY, "seed": 3})},
+    r = http.post("/v1/jobs", files=FILES, data={"params": json.dumps({**TINY, "seed": 3})},
                   headers={"Idempotency-Key": "abc"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_conflict"
-    bad = http.post("/v1/jobs", files=files, headers={"Idempotency-Key": "has space"})
+    bad = http.post("/v1/jobs", files=FILES, headers={"Idempotency-Key": "has space"})
     assert bad.status_code == 422
 
 
 def test_tenant_cap_answers_429(http) -> None:
     for _ in range(3):
         submit(http)
-    r = http.post("/v1/jobs", files=files, data={"params": json.dumps(TINY)})
+    r = http.post("/v1/jobs", files=FILES, data={"params": json.dumps(TINY)})
     assert r.status_code == 429 and r.headers["Retry-After"]
 
 
 def test_bad_requests_are_refused(http) -> None:
     assert http.post("/v1/jobs", content=b"x", headers={"Content-Type": "text/plain"}
                      ).status_code == 415
-    r = http.post("/v1/jobs", files=files, data={"params": '{"size": 99999}'})
+    r = http.post("/v1/jobs", files=FILES, data={"params": '{"size": 99999}'})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_params"
     r = http.post("/v1/jobs", files=[("content", ("c.png", b"not an image", "image/png")),
                                      FILES[1]])

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from typing import Any
 
 import pytest
 import redis
 from PIL import Image
 
-from service.contract import JobStatus
+from service.contract import JobProgress, JobStatus
 from service.jobstore import JobStore, new_job_id
 from service.results import LocalStore, upload_key
 from service.settings import Settings
-from worker.attempt import Attempt, Ending
+from worker.attempt import Attempt, Ending, Lease
 
 TINY = {"size": 32, "scales": [32], "iterations": [3], "optimizer": "adam", "preview_every": 1}
 
@@ -167,3 +168,24 @@ def test_finish_by_a_lost_attempt_drops_its_files(store, results, settings, engi
     store.r.hset(f"{store.prefix}job:{job_id}", "attempt_token", "someone-else")
     assert a.finish(Ending(JobStatus.SUCCEEDED, result=(key, "x"))) == "lost"
     assert not (results.root / key).exists()
+
+
+def test_the_lease_is_the_one_writer_and_throttles(store, results, settings) -> None:
+    job_id = submit(store, results)
+    claim = store.claim(job_id, lease_seconds=30, max_attempts=3)
+    writes: list[Any] = []
+    touch = store.touch
+    store.touch = lambda *a, **kw: writes.append(kw.get("progress")) or touch(*a, **kw)
+    lease = Lease(store, job_id, claim.token, settings)
+    lease.start()
+    progress = JobProgress(stage="optimize", scale=1, scales=1, size=[32, 32], iteration=1,
+                           iterations=9, step=1, total_steps=9, percent=11.1, losses={},
+                           elapsed_seconds=0.1, eta_seconds=1.0)
+    for step in range(1, 50):  # many events between two writes: only the latest is written
+        lease.report(progress.model_copy(update={"step": step}))
+    time.sleep(0.3)
+    assert 1 <= len(writes) <= 3 and writes[-1].step == 49
+    assert store.get(job_id).progress.step == 49
+    store.cancel(job_id)
+    assert lease.check() == "cancel"
+    lease.stop()
