@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nst_core.cli import OUTPUT_FORMATS  # no torch: the engine loads inside its main()
 from service.settings import get_settings
 
 log = logging.getLogger("nst.cli")
@@ -92,7 +93,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _format_of(path: Path) -> str:
-    return {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(path.suffix.lower(), "png")
+    return OUTPUT_FORMATS.get(path.suffix.lower(), "png")
 
 
 def _wait_with_bar(client: Any, job_id: str) -> dict[str, Any]:
