@@ -89,7 +89,7 @@ class Lease(threading.Thread):
             verdict = self.store.touch(self.job_id, self.token, progress=progress,
                                        preview_key=preview,
                                        lease_seconds=self.settings.lease_seconds)
-        except REDIS_DOWN:
+        except Exception:  # Redis down or loading its AOF: the lease has slack for a few misses
             self._warn_down()
             return
         self._store_down = False
