@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(PY) -m pytest -q || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
 
+# Every test that starts no process (in-process API/worker/service tests and the engine's unit
+# tests), then coverage of the service code. Process-starting suites are marked `processes`.
 test-fast: install
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m coverage run --source=api,worker,service -m pytest -q -m "not processes" -p no:cacheprovider
+	$(PY) -m coverage report --skip-empty
 
 lint: install
 	$(VENV)/bin/ruff check .

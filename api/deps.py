@@ -10,10 +10,10 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from worker import connections
-from worker.jobs import JobStore
-from worker.settings import Settings, get_settings
-from worker.storage import ResultStore
+from service import connections
+from service.jobstore import JobStore
+from service.results import ResultStore
+from service.settings import Settings, get_settings
 
 OPEN_TENANT = "public"  # the tenant of every caller when no API keys are configured
 

@@ -14,7 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorBody, ErrorResponse
 from nst_core.errors import NstError
-from worker.jobs import IdempotencyConflict, QueueFull, StoreError, TenantLimit
+from service.contract import JobStatus
+from service.jobstore import IdempotencyConflict, QueueFull, StoreError, TenantLimit
 
 log = logging.getLogger("nst.api")
 
@@ -39,7 +40,7 @@ class ApiError(Exception):
     """An error answer: HTTP status, stable code, message, offending field, extra headers."""
 
     def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None, job_status: str | None = None) -> None:
+                 headers: dict[str, str] | None = None, job_status: JobStatus | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
         self.headers = headers or {}
@@ -48,10 +49,10 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, *, field: str | None = None,
                    headers: dict[str, str] | None = None,
-                   job_status: str | None = None) -> JSONResponse:
+                   job_status: JobStatus | None = None) -> JSONResponse:
     """The JSON response for an error."""
     body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field,
-                                         job_status=job_status))  # type: ignore[arg-type]
+                                         job_status=job_status))
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 

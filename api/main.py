@@ -13,8 +13,8 @@ from api.errors import install_error_handlers
 from api.metrics import observe_request
 from api.routes import health, jobs
 from api.web import install_web
-from worker.logs import configure_logging
-from worker.settings import Settings, get_settings
+from service.logs import configure_logging
+from service.settings import Settings, get_settings
 
 log = logging.getLogger("nst.api")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+from service.contract import JobProgress, JobStatus
 
 
 class ErrorBody(BaseModel):
@@ -23,23 +23,6 @@ class ErrorResponse(BaseModel):
     """Every error response of the API has this shape."""
 
     error: ErrorBody
-
-
-class JobProgress(BaseModel):
-    """Where a running job is: scale i of n, iteration, overall percent, loss terms, ETA."""
-
-    stage: str = Field(description="style_targets | optimize | done")
-    scale: int
-    scales: int
-    size: list[int] = Field(description="[width, height] being optimized now.")
-    iteration: int
-    iterations: int
-    step: int
-    total_steps: int
-    percent: float
-    losses: dict[str, float]
-    elapsed_seconds: float
-    eta_seconds: float | None
 
 
 class JobError(BaseModel):
@@ -83,6 +66,11 @@ class JobList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-def timestamp(value: float | None) -> datetime | None:
+def timestamp(value: float) -> datetime:
     """Epoch seconds (as the job store keeps them) to an aware UTC datetime."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    return datetime.fromtimestamp(value, UTC)
+
+
+def maybe_timestamp(value: float | None) -> datetime | None:
+    """`timestamp`, or None for a moment that has not come yet."""
+    return None if value is None else timestamp(value)

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.errors import ApiError
-from worker.settings import Settings
+from service.settings import Settings
 
 PARAMS_PART_BYTES = 64 * 1024  # the `params` JSON field
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers

@@ -12,7 +12,7 @@ from api.errors import ApiError
 from nst_core.errors import ImageError
 from nst_core.image import decode_image, encode_image
 from nst_core.params import StyleParams
-from worker.settings import Settings
+from service.settings import Settings
 
 
 def parse_params(raw: str | None, n_styles: int, settings: Settings) -> StyleParams:

@@ -20,12 +20,10 @@ Not a test: nothing is asserted, the exit status is 1 when a job was lost or dup
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,13 +35,10 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from api.stack import free_port, spawn, start_redis, stop_all, wait_until  # noqa: E402
+from cli.stack import ServiceStack, start_redis
+from service.contract import JobStatus
 
 TINY = {"size": 32, "scales": [32], "iterations": [2], "optimizer": "adam", "preview_every": 0}
-TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 def _png(seed: int, size: tuple[int, int]) -> bytes:
@@ -67,49 +62,28 @@ class Tally:
     final: dict[str, dict] = field(default_factory=dict)  # job id -> last view
 
 
-class Stack:
+class Stack(ServiceStack):
     """Redis, the API and the workers as subprocesses of this script."""
 
     def __init__(self, tmp: Path, workers: int, tenants: int, env: dict[str, str]) -> None:
-        self.tmp, self.procs, self.logs = tmp, [], []
         self.keys = {f"load-key-{i}-{os.urandom(6).hex()}": f"tenant{i}" for i in range(tenants)}
-        redis_proc, redis_url = start_redis(tmp / "redis")
-        self.procs.append(redis_proc)
-        self.redis_url = redis_url
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "NST_REDIS_URL": redis_url,
-                    "NST_DATA_DIR": str(tmp / "data"), "NST_DEVICE": "cpu",
-                    "NST_API_KEYS": ",".join(f"{k}:{t}" for k, t in self.keys.items()), **env}
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        api = self._spawn("api", "--port", str(port))
-        wait_until(lambda: httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200, 60, api)
+        redis_proc, self.redis_url = start_redis(tmp / "redis")
+        super().__init__({**os.environ, "NST_REDIS_URL": self.redis_url,
+                          "NST_DATA_DIR": str(tmp / "data"), "NST_DEVICE": "cpu",
+                          "NST_API_KEYS": ",".join(f"{k}:{t}" for k, t in self.keys.items()),
+                          **env}, log_dir=tmp)
+        self.adopt(redis_proc)
+        self.start_api(ready="/readyz")
         for _ in range(workers):
-            proc = self._spawn("worker", "--concurrency", "1")
-            log = self.logs[-1]
-            wait_until(lambda log=log: b" ready." in log.read_bytes(), 120, proc)
-
-    def _spawn(self, kind: str, *args: str) -> subprocess.Popen:
-        log = self.tmp / f"{kind}-{len(self.logs)}.log"
-        self.logs.append(log)
-        proc = spawn(kind, *args, env=self.env, cwd=self.tmp, stdout=log.open("wb"),
-                     stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        return proc
+            self.start_worker()
 
     def finished_lines(self) -> Counter:
         """job id -> number of "job finished" lines in the worker logs."""
-        seen: Counter = Counter()
-        for log in self.logs:
-            if not log.name.startswith("worker"):
-                continue
-            for line in log.read_text(errors="replace").splitlines():
-                if '"job finished"' in line:
-                    with contextlib.suppress(ValueError, KeyError):
-                        seen[json.loads(line)["job_id"]] += 1
-        return seen
+        return Counter(e["job_id"] for e in self.events("worker", "job finished") if "job_id" in e)
 
-    def stop(self) -> None:
-        stop_all(list(reversed(self.procs)), timeout=30)  # workers first, Redis last
+    def stop(self, timeout: float = 30) -> None:
+        """Workers first, Redis last."""
+        super().stop(timeout)
 
 
 def client(stack: Stack, key: str, n_jobs: int, seed: int, tally: Tally, deadline: float) -> None:
@@ -157,7 +131,7 @@ def client(stack: Stack, key: str, n_jobs: int, seed: int, tally: Tally, deadlin
                     continue
                 view = r.json()
                 tally.final[job_id] = view
-                if view["status"] in TERMINAL:
+                if JobStatus(view["status"]).is_terminal:
                     pending.remove(job_id)
             time.sleep(0.1)
 
@@ -221,14 +195,15 @@ def run(args: argparse.Namespace) -> dict:
                     if r.status_code == 200:
                         views[job_id] = r.json()
             statuses = Counter(v["status"] for v in views.values())
-            lost = [j for j in tally.accepted if j not in views or views[j]["status"] not in TERMINAL]
+            lost = [j for j in tally.accepted
+                    if j not in views or not JobStatus(views[j]["status"]).is_terminal]
             finished = stack.finished_lines()
             duplicated = sorted({j for j, v in views.items() if v["attempts"] > 1}
                                 | {j for j in tally.accepted if finished[j] > 1})
             counts = httpx.get(f"{stack.url}/metrics").text
             succeeded_counter = next((float(line.split()[-1]) for line in counts.splitlines()
                                       if line.startswith('nst_jobs{status="succeeded"}')), None)
-            results = list((Path(tmp) / "data" / "store" / "results").glob("*.png"))
+            results = list((Path(tmp) / "data" / "store" / "results").rglob("*.png"))
 
             any_key = {"Authorization": f"Bearer {keys[0]}"}
             own = [j for j in views if tally.key_of[j] == keys[0]] or ["0" * 32]

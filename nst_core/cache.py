@@ -31,14 +31,12 @@ class GramCache:
         self._items: OrderedDict[Hashable, dict[str, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
-        self.misses = 0
 
     def get(self, key: Hashable) -> dict[str, torch.Tensor] | None:
-        """The cached Grams for `key`, or None (counts a hit or a miss)."""
+        """The cached Grams for `key`, or None (counts a hit)."""
         with self._lock:
             grams = self._items.get(key)
             if grams is None:
-                self.misses += 1
                 return None
             self._items.move_to_end(key)
             self.hits += 1

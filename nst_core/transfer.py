@@ -278,21 +278,3 @@ class _Run:
         if self.on_progress(event) is True:
             raise Canceled()
 
-
-_STYLIZERS: dict[tuple[str, str], Stylizer] = {}
-
-
-def get_stylizer(weights: str = "original", device: str = "auto") -> Stylizer:
-    """The process-wide Stylizer for these weights and device (loaded on first use)."""
-    key = (weights, device)
-    if key not in _STYLIZERS:
-        _STYLIZERS[key] = Stylizer(weights, device)
-    return _STYLIZERS[key]
-
-
-def stylize(content: Image.Image, styles: Sequence[Image.Image], params: StyleParams | None = None,
-            on_progress: ProgressCallback | None = None, weights: str = "original",
-            init_image: Image.Image | None = None) -> Result:
-    """One-call form of `Stylizer.stylize` with the process-wide extractor."""
-    params = params or StyleParams()
-    return get_stylizer(weights, params.device).stylize(content, styles, params, on_progress, init_image)

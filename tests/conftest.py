@@ -1,10 +1,20 @@
-"""Shared test setup: the repository root is importable without installing the package."""
+"""Shared test setup: the stack fixtures as a plugin, and the `processes` mark by directory."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import pytest
+
+pytest_plugins = ["tests.support.fixtures"]
+
+# These suites start redis-server, API and worker processes; `make test-fast` leaves them out.
+_PROCESS_SUITES = {"integration", "fault", "security", "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of a process-starting suite `processes`."""
+    root = Path(__file__).parent
+    for item in items:
+        if item.path.relative_to(root).parts[0] in _PROCESS_SUITES:
+            item.add_marker(pytest.mark.processes)

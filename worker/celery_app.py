@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker.settings import Settings, get_settings
+from service.settings import Settings, get_settings
 
 
 def create_celery_app(settings: Settings) -> Celery:

@@ -13,10 +13,10 @@ import time
 
 from celery import Celery
 
-from worker.jobs import JobStore
-from worker.queue import enqueue
-from worker.settings import Settings
-from worker.storage import ResultStore
+from service.jobstore import JobStore
+from service.queue import enqueue
+from service.results import ResultStore
+from service.settings import Settings
 
 log = logging.getLogger("nst.reaper")
 SWEEP_INTERVAL = 3600.0  # seconds between sweeps of expired images

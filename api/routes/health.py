@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.deps import StoreDep
 from api.errors import error_docs, error_response
 from api.metrics import registry
-from worker import connections
 
 router = APIRouter(tags=["operations"])
 
@@ -20,10 +20,10 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: Redis is reachable", responses=error_docs(503))
-def readyz() -> JSONResponse:
+def readyz(store: StoreDep) -> JSONResponse:
     """200 when the job store answers a PING, else 503."""
     try:
-        connections.redis_client().ping()
+        store.r.ping()
     except Exception:
         return error_response(503, "unavailable", "Redis is unreachable",
                               headers={"Retry-After": "5"})

@@ -14,13 +14,14 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CeleryDep, ResultsDep, SettingsDep, StoreDep, TenantDep
 from api.errors import ApiError, error_docs
-from api.schemas import JobError, JobLinks, JobList, JobProgress, JobStatus, JobView, timestamp
+from api.schemas import JobError, JobLinks, JobList, JobView, maybe_timestamp, timestamp
 from api.uploads import JobForm, read_job_form
 from api.validation import parse_params, reencode_image, request_digest
 from nst_core.image import MEDIA_TYPES, decode_image, encode_image
-from worker.jobs import Job, JobStore, StoreError, new_job_id
-from worker.queue import enqueue
-from worker.storage import NotStored, upload_key
+from service.contract import JobStatus
+from service.jobstore import Job, JobStore, StoreError, new_job_id
+from service.queue import enqueue
+from service.results import NotStored, upload_key
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -61,15 +62,15 @@ def job_view(job: Job) -> JobView:
     base = f"/v1/jobs/{job.id}"
     return JobView(
         id=job.id,
-        status=job.status,  # type: ignore[arg-type]
-        created_at=timestamp(job.created_at),  # type: ignore[arg-type]
-        started_at=timestamp(job.started_at),
-        finished_at=timestamp(job.finished_at),
+        status=job.status,
+        created_at=timestamp(job.created_at),
+        started_at=maybe_timestamp(job.started_at),
+        finished_at=maybe_timestamp(job.finished_at),
         queue_seconds=round(first_end - job.created_at, 3),
         run_seconds=round((job.finished_at or now) - job.started_at, 3) if job.started_at else None,
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
-        progress=JobProgress(**job.progress) if job.progress else None,
+        progress=job.progress,
         error=JobError(code=job.error_code, message=job.error_message or "")
         if job.error_code else None,
         params=job.params,
@@ -80,7 +81,11 @@ def job_view(job: Job) -> JobView:
 
 def owned_job(store: JobStore, tenant: str, job_id: str) -> Job:
     """The caller's job; someone else's job is indistinguishable from a missing one (404)."""
-    job = store.get(job_id) if _JOB_ID.match(job_id) else None
+    return owned(store.get(job_id) if _JOB_ID.match(job_id) else None, tenant)
+
+
+def owned(job: Job | None, tenant: str) -> Job:
+    """`job` if the caller owns it, else 404 (a missing job looks the same)."""
     if job is None or job.tenant != tenant:
         raise ApiError(404, "job_not_found", "no such job", field="id")
     return job
@@ -124,7 +129,7 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
     params = parse_params(form.params, len(form.styles), settings)
     digest = request_digest(params, form.content, form.styles)
     if idempotency_key and (earlier := store.find_idempotent(tenant, idempotency_key, digest)):
-        return _replay(store, tenant, earlier)  # before decoding: a retry costs nothing
+        return _replay(owned_job(store, tenant, earlier))  # before decoding: a retry is free
 
     content = reencode_image(form.content, "content", settings)
     styles = [reencode_image(s, "style", settings) for s in form.styles]
@@ -133,7 +138,7 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
               "styles": [upload_key(job_id, f"style-{i}") for i in range(len(styles))]}
     _store_inputs(results, inputs, content, styles)
     try:
-        created = store.create(
+        job = store.create(
             job_id, tenant, params.model_dump(mode="json"), inputs,
             ttl=settings.job_ttl_seconds,
             max_active=settings.max_active_jobs_per_tenant,
@@ -143,13 +148,11 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
     except StoreError:  # over a limit or an idempotency conflict: drop the uploads
         results.delete_prefix(f"uploads/{job_id}")
         raise
-    if created != job_id:  # a concurrent request with the same key won the race
+    if job is None or job.id != job_id:  # a concurrent request with the same key won the race
         results.delete_prefix(f"uploads/{job_id}")
-        return _replay(store, tenant, created)
+        return _replay(owned(job, tenant))
     # If publishing fails (Redis gone), the job stays queued and the workers' reaper re-sends it.
     enqueue(celery, settings.queue, job_id)
-    job = store.get(job_id)
-    assert job is not None
     return JSONResponse(job_view(job).model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/v1/jobs/{job_id}"})
 
@@ -160,10 +163,9 @@ def _store_inputs(results: ResultsDep, inputs: dict, content: bytes, styles: lis
         results.put(key, data)
 
 
-def _replay(store: JobStore, tenant: str, job_id: str) -> JSONResponse:
-    job = owned_job(store, tenant, job_id)
+def _replay(job: Job) -> JSONResponse:
     return JSONResponse(job_view(job).model_dump(mode="json"), status_code=200,
-                        headers={"Location": f"/v1/jobs/{job_id}", "Idempotent-Replayed": "true"})
+                        headers={"Location": f"/v1/jobs/{job.id}", "Idempotent-Replayed": "true"})
 
 
 @router.get("", response_model=JobList, summary="List your jobs, newest first",
@@ -222,7 +224,7 @@ def get_result(
 ) -> Response:
     """The stylized image once the job succeeded; 409 with the current status before that."""
     job = owned_job(store, tenant, job_id)
-    if job.status != "succeeded" or not job.result_key:
+    if job.status != JobStatus.SUCCEEDED or not job.result_key:
         raise ApiError(409, "job_not_succeeded", f"the job is {job.status}; no result",
                        job_status=job.status)
     etag = f'"{job.result_etag}-{format}"'
@@ -265,7 +267,7 @@ def _read(results: ResultsDep, key: str) -> bytes:
 def cancel_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JSONResponse:
     """A queued job is canceled now (200); a running one is asked to stop (202)."""
     owned_job(store, tenant, job_id)
-    outcome = store.cancel(job_id)
-    job = owned_job(store, tenant, job_id)
+    outcome, job = store.cancel(job_id)
+    job = owned(job, tenant)  # it may have expired in between
     return JSONResponse(job_view(job).model_dump(mode="json"),
-                        status_code=202 if outcome == "running" and not job.finished else 200)
+                        status_code=202 if outcome == JobStatus.RUNNING and not job.finished else 200)

@@ -1,7 +1,7 @@
 """Fixtures of the browser suite: Debian's chromium driven by Playwright against real stacks.
 
-The stacks are the integration suite's (a private redis-server on a free loopback port, real API
-and worker processes), loaded from tests/integration/conftest.py like the security suite does.
+The stacks come from tests/support (a private redis-server on a free loopback port, real API
+and worker processes).
 No browser is ever downloaded: Playwright launches /usr/bin/chromium (apt package `chromium`).
 Every request to a host other than the loopback is aborted and recorded, so a test can assert
 that a page works offline.
@@ -9,34 +9,13 @@ that a page works offline.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-_INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
-if str(_INTEGRATION) not in sys.path:
-    sys.path.insert(0, str(_INTEGRATION))
-
-
-def _load_integration_conftest():
-    spec = importlib.util.spec_from_file_location("integration_conftest_browser",
-                                                  _INTEGRATION / "conftest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_shared = _load_integration_conftest()
-redis_url = _shared.redis_url
-stack_factory = _shared.stack_factory
-pytest_runtest_makereport = _shared.pytest_runtest_makereport  # stack logs on failure
-
-from browser_page import CHROMIUM, CHROMIUM_ARGS, OfflinePage  # noqa: E402
-from integration_stack import Stack  # noqa: E402  (needs the path above)
+from tests.browser.browser_page import CHROMIUM, CHROMIUM_ARGS, OfflinePage
+from tests.support.stack import Stack
 
 if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
@@ -44,7 +23,7 @@ if not Path(CHROMIUM).is_file():
 
 @pytest.fixture(scope="session")
 def keyed_stack(stack_factory) -> Stack:
-    """API keys configured (tenants from integration_stack.KEYS), one worker."""
+    """API keys configured (tenants from tests.support.stack.KEYS), one worker."""
     s = stack_factory("browser", NST_MAX_ACTIVE_JOBS_PER_TENANT="5").start_api()
     s.start_worker()
     return s

@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-from browser_page import OfflinePage
-from integration_stack import CONTENT, Stack, long_params, png
 from PIL import Image
+
+from tests.browser.browser_page import OfflinePage
+from tests.support.stack import CONTENT, Stack, long_params, png
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -1,23 +1,18 @@
 """Fixtures of the fault suite: per test, a private redis-server (AOF, `appendfsync everysec`) on
 a free loopback port in a temp dir, and a stack of real API and worker processes on it.
 
-The stack helpers are the integration suite's (tests/integration/integration_stack.py), reused.
+The stack helpers are in tests/support (the integration suite's, extended).
 Process logs are attached to the report when a test fails.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-_INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
-if str(_INTEGRATION) not in sys.path:
-    sys.path.insert(0, str(_INTEGRATION))
-
-from fault_stack import FaultStack, RedisServer  # noqa: E402  (needs the path above)
+from tests.support.fault import FaultStack, RedisServer
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import time
 
 import httpx
 import pytest
-from fault_stack import FaultStack, assert_invariant, wait_running
-from integration_stack import CONTENT, STYLE, TINY, long_params
+
+from tests.support.fault import FaultStack, assert_invariant, wait_running
+from tests.support.stack import CONTENT, STYLE, TINY, long_params
 
 pytestmark = pytest.mark.fault
 
@@ -24,14 +25,14 @@ def test_api_restarts_leave_running_and_queued_jobs_alone(stack_of) -> None:
         wait_running(alice, running["id"])
 
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            step = store.get(running["id"]).progress["step"]
+            step = store.get(running["id"]).progress.step
             stack.stop_api(sig)
             with pytest.raises(httpx.TransportError):
                 httpx.get(f"{stack.url}/healthz", timeout=2)
             time.sleep(1.0)
             job = store.get(running["id"])
             # Without an API the worker carries on: same attempt, progress moving.
-            assert job.status == "succeeded" or job.progress["step"] > step, job
+            assert job.status == "succeeded" or job.progress.step > step, job
             assert job.attempts == 1
             stack.start_api()  # the same port
             view = alice.get(running["id"])  # through the new process

@@ -6,10 +6,10 @@ import time
 
 import httpx
 import pytest
-from fault_stack import FaultStack, RedisServer, assert_invariant, wait_running
-from integration_stack import CONTENT, STYLE, TINY, long_params
 
-from api.client import NstApiError
+from client import NstApiError
+from tests.support.fault import FaultStack, RedisServer, assert_invariant, wait_running
+from tests.support.stack import CONTENT, STYLE, TINY, long_params
 
 pytestmark = pytest.mark.fault
 
@@ -26,7 +26,7 @@ def test_redis_killed_and_restarted_loses_no_job(stack_of, redis_server: RedisSe
         time.sleep(1.5)  # appendfsync everysec: what was written a second ago is on disk
         at_kill = stack.store().get(running["id"])
         assert at_kill.status == "running", "the long job ended too soon: give it more iterations"
-        step_before = at_kill.progress["step"]
+        step_before = at_kill.progress.step
 
         redis_server.kill()
         down_at = time.monotonic()

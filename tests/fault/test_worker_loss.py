@@ -8,8 +8,9 @@ import time
 
 import psutil
 import pytest
-from fault_stack import FaultStack, assert_invariant, wait_running, wait_view
-from integration_stack import CONTENT, STYLE, TINY, long_params
+
+from tests.support.fault import FaultStack, assert_invariant, wait_running, wait_view
+from tests.support.stack import CONTENT, STYLE, TINY, long_params
 
 pytestmark = pytest.mark.fault
 

@@ -7,12 +7,10 @@ import time
 
 import httpx
 import pytest
-from integration_stack import CONTENT, STYLE, TINY, long_params, png
 from PIL import Image
 
-from api.client import NstApiError, NstClient
-
-pytestmark = pytest.mark.integration
+from client import NstApiError, NstClient
+from tests.support.stack import CONTENT, STYLE, TINY, long_params, png
 
 
 def wait_for(client: NstClient, job_id: str, condition, timeout: float = 120) -> dict:

@@ -12,13 +12,10 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
-from integration_stack import CONTENT, ROOT, STYLE, TINY
 from PIL import Image
 
-from api.stack import free_port
-
-pytestmark = pytest.mark.integration
+from cli.stack import free_port
+from tests.support.stack import CONTENT, ROOT, STYLE, TINY
 
 
 def test_up_submit_wait_and_stop(tmp_path: Path) -> None:
@@ -28,7 +25,7 @@ def test_up_submit_wait_and_stop(tmp_path: Path) -> None:
     (tmp_path / "style.png").write_bytes(STYLE)
     port = free_port()
     log = (tmp_path / "up.log").open("w+")
-    up = subprocess.Popen([sys.executable, "-m", "api.cli", "up", "--port", str(port)], env=env,
+    up = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--port", str(port)], env=env,
                           cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
@@ -40,7 +37,7 @@ def test_up_submit_wait_and_stop(tmp_path: Path) -> None:
         assert any("redis-server" in " ".join(c.cmdline()) for c in children)
 
         submit = subprocess.run(
-            [sys.executable, "-m", "api.cli", "submit", "content.png", "style.png", "--server",
+            [sys.executable, "-m", "cli.main", "submit", "content.png", "style.png", "--server",
              f"http://127.0.0.1:{port}", "--params", json.dumps(TINY), "--wait", "-o",
              "out/demo.png"],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api.cli import build_parser
-from worker.settings import Settings
-
-pytestmark = pytest.mark.integration
+from cli.main import build_parser
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_ENV = {f"NST_{name.upper()}" for name in Settings.model_fields}

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from hostile import (
+from PIL import Image
+
+from tests.support.hostile import (
     ALICE_KEY,
     BOB_KEY,
     BOUNDARY,
@@ -43,10 +45,7 @@ from hostile import (
     rgba,
     truncated,
 )
-from integration_stack import Stack
-from PIL import Image
-
-pytestmark = pytest.mark.integration
+from tests.support.stack import Stack
 
 ALICE_JOB = "{alice_job}"  # replaced by the id of a queued job of tenant alice
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"

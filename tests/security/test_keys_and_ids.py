@@ -9,7 +9,12 @@ import re
 import httpx
 import pytest
 from fastapi.security import HTTPAuthorizationCredentials
-from hostile import (
+
+from api.deps import get_tenant
+from api.errors import ApiError
+from service.jobstore import new_job_id
+from service.settings import Settings
+from tests.support.hostile import (
     ALICE_KEY,
     ALICE_KEY_2,
     API_KEYS,
@@ -23,14 +28,7 @@ from hostile import (
     job_parts,
     multipart,
 )
-from integration_stack import Stack
-
-from api.deps import get_tenant
-from api.errors import ApiError
-from worker.jobs import new_job_id
-from worker.settings import Settings
-
-pytestmark = pytest.mark.integration
+from tests.support.stack import Stack
 
 
 def _auth(key: str) -> dict[str, str]:

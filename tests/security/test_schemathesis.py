@@ -17,9 +17,7 @@ import logging
 import httpx
 import pytest
 import schemathesis
-from hostile import ALICE_KEY, API_KEYS
 from hypothesis import HealthCheck, given, settings
-from integration_stack import Stack
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -29,9 +27,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from worker.settings import Settings
-
-pytestmark = pytest.mark.integration
+from service.settings import Settings
+from tests.support.hostile import ALICE_KEY, API_KEYS
+from tests.support.stack import Stack
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]

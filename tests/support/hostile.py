@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from integration_stack import Stack
 from PIL import Image
+
+from tests.support.stack import Stack
 
 BOUNDARY = "sec-boundary-7f3a9c"
 _RUN = secrets.token_hex(6)

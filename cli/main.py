@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worker.settings import get_settings
+from nst_core.cli import OUTPUT_FORMATS  # no torch: the engine loads inside its main()
+from service.settings import get_settings
 
 log = logging.getLogger("nst.cli")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -21,7 +22,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    from worker.logs import configure_logging
+    from service.logs import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -36,12 +37,11 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the service queue (prefork: the model loads in each child)."""
+    from service.logs import configure_logging
     from worker.celery_app import app
-    from worker.logs import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    app.conf.worker_concurrency = args.concurrency  # the pool children size their torch threads by it
     app.worker_main([
         "worker", "--pool=prefork", f"--concurrency={args.concurrency}", "-Q", settings.queue,
         f"--loglevel={settings.log_level}", "-n", f"nst-{os.getpid()}@{socket.gethostname()}",
@@ -52,8 +52,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Redis, the API and N workers as one process tree."""
-    from api.stack import run_stack
-    from worker.logs import configure_logging
+    from cli.stack import run_stack
+    from service.logs import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -70,7 +70,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a job over HTTP; with --wait show progress and save the result."""
-    from api.client import NstApiError, NstClient
+    from client import NstApiError, NstClient
 
     with NstClient(args.server, args.api_key) as client:
         try:
@@ -93,7 +93,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _format_of(path: Path) -> str:
-    return {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(path.suffix.lower(), "png")
+    return OUTPUT_FORMATS.get(path.suffix.lower(), "png")
 
 
 def _wait_with_bar(client: Any, job_id: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def observe(client: redis.Redis, prefix: str, name: str, value: float) -> None:
 
 def read(client: redis.Redis, prefix: str, name: str) -> tuple[list[tuple[str, int]], float]:
     """The histogram's (le, cumulative count) pairs and its sum."""
-    raw = {_str(k): _str(v) for k, v in client.hgetall(f"{prefix}hist:{name}").items()}
+    raw = client.hgetall(f"{prefix}hist:{name}")  # the client decodes replies
     buckets = [(_label(b), int(raw.get(_label(b), 0))) for b in (*BUCKETS[name], math.inf)]
     return buckets, float(raw.get("sum", 0.0))
 
@@ -36,6 +36,3 @@ def read(client: redis.Redis, prefix: str, name: str) -> tuple[list[tuple[str, i
 def _label(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -12,12 +12,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nst_core.params import StyleParams
+
 # Used by `nst api` / `nst worker` when NST_REDIS_URL is unset (`nst up` starts its own Redis).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Settings(BaseSettings):
-    """Every knob of the job service; names are a contract (see DESIGN.md and docs/API.md)."""
+    """Every knob of the job service; names are a contract (see docs/API.md and the README)."""
 
     model_config = SettingsConfigDict(env_prefix="NST_", extra="ignore")
 
@@ -33,7 +35,7 @@ class Settings(BaseSettings):
 
     # Engine.
     weights: str = Field("original", description="`original`, `torchvision` or a file path.")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    device: str = Field("auto", description="`auto`, `cpu`, `cuda` or `cuda:N` (the engine's rule).")
     torch_threads: int = Field(
         0, ge=0, description="CPU threads per worker process; 0 = cores / worker concurrency."
     )
@@ -75,6 +77,12 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         # docker-compose passes `${VAR:-}` as an empty string; that means "not configured".
         return value or None
+
+    @field_validator("device")
+    @classmethod
+    def _device_the_engine_knows(cls, value: str) -> str:
+        StyleParams.model_validate({"device": value})  # the engine's pattern, written once
+        return value
 
     @model_validator(mode="after")
     def _limits_consistent(self) -> Settings:

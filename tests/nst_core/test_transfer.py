@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import noise_style, stripes_style
 from PIL import Image
 from pydantic import ValidationError
 
@@ -19,6 +18,7 @@ from nst_core.losses import content_loss, gram, style_loss
 from nst_core.params import STYLE_LAYERS_DEFAULT, StyleParams
 from nst_core.progress import Progress
 from nst_core.transfer import scale_dims, to_tensor
+from tests.support.images import noise_style, stripes_style
 
 LAYERS = dict(STYLE_LAYERS_DEFAULT)
 

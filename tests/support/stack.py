@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 from pathlib import Path
 
-import httpx
 from PIL import Image
 
-from api.client import NstClient
-from api.stack import free_port, spawn, stop_all, wait_until
+from cli.stack import ServiceStack
+from client import NstClient
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 KEYS = {"key-alice": "alice", "key-alice-2": "alice", "key-bob": "bob", "key-carol": "carol",
         "key-dave": "dave"}
 
@@ -48,15 +46,14 @@ CONTENT = png((96, 64), 0)
 STYLE = png((64, 64), 1)
 
 
-class Stack:
+class Stack(ServiceStack):
     """An API server and any number of workers sharing one Redis, queue and store."""
 
     def __init__(self, name: str, redis_url: str, tmp: Path, **env: str) -> None:
         self.name, self.tmp, self.redis_url = name, tmp / name, redis_url
         self.tmp.mkdir(parents=True, exist_ok=True)
-        self.env = {
+        super().__init__({
             **os.environ,
-            "PYTHONPATH": str(ROOT),
             "NST_REDIS_URL": redis_url,
             "NST_QUEUE": f"q-{name}",
             "NST_DATA_DIR": str(self.tmp / "data"),
@@ -66,33 +63,12 @@ class Stack:
             "NST_PROGRESS_INTERVAL_SECONDS": "0.1",
             "NST_DEVICE": "cpu",
             **env,
-        }
-        self.procs: list[subprocess.Popen] = []
-        self.logs: list[Path] = []
-        self.url = ""
+        }, log_dir=self.tmp)
 
-    def _spawn(self, kind: str, *args: str) -> subprocess.Popen:
-        log = self.tmp / f"{kind}-{len(self.logs)}.log"
-        self.logs.append(log)
-        proc = spawn(kind, *args, env=self.env, cwd=self.tmp, stdout=log.open("wb"),
-                     stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        return proc
-
-    def start_api(self) -> Stack:
-        """Start the API and wait until it is ready."""
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        api = self._spawn("api", "--port", str(port))
-        wait_until(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, 30, api)
+    def start_api(self, port: int | None = None) -> Stack:  # type: ignore[override]
+        """Start the API and wait until it is ready; returns the stack, for chaining."""
+        super().start_api(port, timeout=30)
         return self
-
-    def start_worker(self) -> subprocess.Popen:
-        """Start one worker (concurrency 1) and wait until it consumes the queue."""
-        proc = self._spawn("worker", "--concurrency", "1")
-        log = self.logs[-1]
-        wait_until(lambda: b" ready." in log.read_bytes(), 60, proc)
-        return proc
 
     def client(self, key: str = "key-alice") -> NstClient:
         """An HTTP client authenticated as the key's tenant."""
@@ -100,16 +76,12 @@ class Stack:
 
     def worker_lines(self, needle: str) -> list[str]:
         """Lines of every worker log that contain `needle`."""
-        return [line for log in self.logs if log.name.startswith("worker")
-                for line in log.read_text(errors="replace").splitlines() if needle in line]
+        return self.log_lines("worker", needle)
 
-    def dump_logs(self) -> str:
-        """The tail of every process log, for failure reports."""
-        return "\n".join(f"--- {log.name}\n" + "\n".join(
-            log.read_text(errors="replace").splitlines()[-40:]) for log in self.logs)
+    def worker_events(self, msg: str, *, exact: bool = True) -> list[dict]:
+        """The JSON log lines of every worker whose message is `msg` (or contains it)."""
+        return self.events("worker", msg, exact=exact)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15) -> None:
         """Stop every process of this stack."""
-        stop_all(list(reversed(self.procs)), timeout=15)
-
-
+        super().stop(timeout)

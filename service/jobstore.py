@@ -18,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+from service.contract import TERMINAL, JobProgress, JobStatus, lua_is_terminal
+
 DEFAULT_PREFIX = "nst:"
 
 # Shared head of every script: the clock, and the one way a job reaches a terminal status.
@@ -44,8 +44,7 @@ local function finish(status, code, message)
   redis.call('SREM', prefix .. 'tenant:' .. tenant .. ':active', id)
   redis.call('INCR', prefix .. 'count:' .. status)
 end
-local function is_terminal(s) return s == 'succeeded' or s == 'failed' or s == 'canceled' end
-"""
+""" + lua_is_terminal()
 
 _CREATE = _PRELUDE + """
 -- ARGV: prefix, id, tenant, params, inputs, ttl, max_active, max_queue, idem_key, idem_value
@@ -53,7 +52,10 @@ local id, tenant = ARGV[2], ARGV[3]
 local ttl = tonumber(ARGV[6])
 if ARGV[9] ~= '' then
   local seen = redis.call('GET', ARGV[9])
-  if seen then return {'existing', seen} end
+  if seen then
+    local earlier = string.sub(seen, string.find(seen, ' ') + 1)
+    return {'existing', seen, redis.call('HGETALL', prefix .. 'job:' .. earlier)}
+  end
 end
 local active = prefix .. 'tenant:' .. tenant .. ':active'
 for _, other in ipairs(redis.call('SMEMBERS', active)) do  -- forget expired records
@@ -71,7 +73,7 @@ redis.call('EXPIRE', index, ttl)
 redis.call('SADD', active, id)
 redis.call('ZADD', prefix .. 'queued', now, id)
 if ARGV[9] ~= '' then redis.call('SET', ARGV[9], ARGV[10], 'EX', ttl) end
-return {'created'}
+return {'created', '', redis.call('HGETALL', job)}
 """
 
 _CLAIM = _PRELUDE + """
@@ -95,6 +97,7 @@ local id = redis.call('HGET', job, 'id')
 local until_ = now + tonumber(ARGV[3])
 redis.call('HSET', job, 'status', 'running', 'attempt_token', ARGV[2], 'lease_until', until_,
   'attempt_started_at', now)
+redis.call('HDEL', job, 'preview_key')  -- an earlier attempt's previews are its own, never served
 local wait = ''
 if not redis.call('HGET', job, 'started_at') then
   redis.call('HSET', job, 'started_at', now)
@@ -130,14 +133,15 @@ return {'ok', tostring(now - tonumber(redis.call('HGET', job, 'attempt_started_a
 
 _CANCEL = _PRELUDE + """
 -- ARGV: prefix
-if redis.call('EXISTS', job) == 0 then return 'missing' end
+if redis.call('EXISTS', job) == 0 then return {'missing', {}} end
 local status = redis.call('HGET', job, 'status')
 if status == 'queued' then
   finish('canceled', '', '')
-  return 'canceled'
+  status = 'canceled'
+elseif status == 'running' then
+  redis.call('HSET', job, 'cancel_requested', '1')
 end
-if status == 'running' then redis.call('HSET', job, 'cancel_requested', '1') end
-return status
+return {status, redis.call('HGETALL', job)}
 """
 
 _REAP = _PRELUDE + """
@@ -163,10 +167,34 @@ elseif tonumber(redis.call('HGET', job, 'attempts')) >= tonumber(ARGV[2]) then
   return 'exhausted'
 end
 redis.call('HSET', job, 'status', 'queued', 'attempt_token', '')
-redis.call('HDEL', job, 'lease_until')
+redis.call('HDEL', job, 'lease_until', 'preview_key')
 redis.call('ZREM', prefix .. 'running', ARGV[4])
 redis.call('ZADD', prefix .. 'queued', now, ARGV[4])
 return 'requeued'
+"""
+
+_LIST = """
+-- KEYS[1]: the tenant's index. ARGV: prefix, top ('+inf' or '(seq'), limit, status ('' for any)
+-- Returns {next cursor ('' for none), {hash, hash, ...}}; expired records leave the index.
+local index, prefix, top = KEYS[1], ARGV[1], ARGV[2]
+local limit, status, out = tonumber(ARGV[3]), ARGV[4], {}
+while true do
+  local rows = redis.call('ZREVRANGEBYSCORE', index, top, '-inf', 'WITHSCORES', 'LIMIT', 0, 100)
+  if #rows == 0 then return {'', out} end
+  for i = 1, #rows, 2 do
+    local key = prefix .. 'job:' .. rows[i]
+    top = '(' .. rows[i + 1]
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', index, rows[i])
+    elseif status == '' or redis.call('HGET', key, 'status') == status then
+      out[#out + 1] = redis.call('HGETALL', key)
+      if #out == limit then
+        local more = redis.call('ZREVRANGEBYSCORE', index, top, '-inf', 'LIMIT', 0, 1)
+        return {#more > 0 and rows[i + 1] or '', out}
+      end
+    end
+  end
+end
 """
 
 _RESEND = """
@@ -218,21 +246,20 @@ class Job:
 
     id: str
     tenant: str
-    status: str
+    status: JobStatus
     params: dict[str, Any]
     inputs: dict[str, Any]
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
     attempts: int = 0
-    progress: dict[str, Any] | None = None
+    progress: JobProgress | None = None
     error_code: str | None = None
     error_message: str | None = None
     result_key: str | None = None
     result_etag: str | None = None
     preview_key: str | None = None
     cancel_requested: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -244,14 +271,14 @@ class Job:
         return cls(
             id=h["id"],
             tenant=h["tenant"],
-            status=h["status"],
+            status=JobStatus(h["status"]),
             params=json.loads(h.get("params") or "{}"),
             inputs=json.loads(h.get("inputs") or "{}"),
             created_at=float(h["created_at"]),
             started_at=num("started_at"),
             finished_at=num("finished_at"),
             attempts=int(h.get("attempts") or 0),
-            progress=json.loads(h["progress"]) if h.get("progress") else None,
+            progress=JobProgress.model_validate_json(h["progress"]) if h.get("progress") else None,
             error_code=h.get("error_code") or None,
             error_message=h.get("error_message") or None,
             result_key=h.get("result_key") or None,
@@ -263,7 +290,7 @@ class Job:
     @property
     def finished(self) -> bool:
         """True once the job reached succeeded, failed or canceled."""
-        return self.status in TERMINAL
+        return self.status.is_terminal
 
 
 def new_job_id() -> str:
@@ -281,7 +308,10 @@ class Claim:
 
 
 class JobStore:
-    """Job records and indexes in Redis; every method is one round trip or one script."""
+    """Job records and indexes in Redis; every method is one round trip or one script.
+
+    The client must decode replies (`decode_responses=True`).
+    """
 
     def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.r = client
@@ -293,6 +323,7 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
         self._reap = client.register_script(_REAP)
         self._resend = client.register_script(_RESEND)
+        self._list = client.register_script(_LIST)
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -318,10 +349,11 @@ class JobStore:
         max_active: int,
         max_queue: int,
         idempotency: tuple[str, str] | None = None,
-    ) -> str:
-        """Record a queued job; returns its id, or an earlier job's id for a replayed request.
+    ) -> Job | None:
+        """Record a queued job and return it; for a replayed request, the earlier job (None if
+        it expired). `idempotency` is (key, body_hash).
 
-        `idempotency` is (key, body_hash). Raises TenantLimit, QueueFull, IdempotencyConflict.
+        Raises TenantLimit, QueueFull, IdempotencyConflict.
         """
         idem_key = self._idem_key(tenant, idempotency[0]) if idempotency else ""
         idem_value = f"{idempotency[1]} {job_id}" if idempotency else ""
@@ -330,52 +362,38 @@ class JobStore:
             args=[self.prefix, job_id, tenant, json.dumps(params), json.dumps(inputs), ttl,
                   max_active, max_queue, idem_key, idem_value],
         )
-        outcome = _s(out[0])
-        if outcome == "existing":
-            return _check_replay(_s(out[1]), idempotency[1] if idempotency else "")
+        outcome, seen, record = (*out, "", [])[:3]
         if outcome == "tenant_limit":
             raise TenantLimit()
         if outcome == "queue_full":
             raise QueueFull()
-        return job_id
+        if outcome == "existing":
+            _check_replay(seen, idempotency[1] if idempotency else "")
+        return _pairs_job(record)
 
     def get(self, job_id: str) -> Job | None:
         """The job record, or None when unknown or expired."""
-        h = self.r.hgetall(self._job_key(job_id))
-        return Job.from_hash({_s(k): _s(v) for k, v in h.items()}) if h else None
+        return _job(self.r.hgetall(self._job_key(job_id)))
 
     def list(
         self, tenant: str, *, limit: int, before: int | None = None, status: str | None = None
     ) -> tuple[list[Job], int | None]:
         """A page of the tenant's jobs, newest first, and the cursor of the next page (or None).
 
-        The cursor is the sequence number of the last job returned.
+        The cursor is the sequence number of the last job returned. One script call.
         """
-        index = f"{self.prefix}tenant:{tenant}:jobs"
-        top: str | int = f"({before}" if before is not None else "+inf"
-        jobs: list[Job] = []
-        batch = max(limit * 2, 50)
-        while len(jobs) < limit:
-            rows = self.r.zrevrangebyscore(index, top, "-inf", start=0, num=batch, withscores=True)
-            if not rows:
-                return jobs, None
-            for member, score in rows:
-                job = self.get(_s(member))
-                if job is None:  # expired record: drop it from the index
-                    self.r.zrem(index, member)
-                elif status is None or job.status == status:
-                    jobs.append(job)
-                top = f"({int(score)}"
-                if len(jobs) == limit:
-                    more = self.r.zrevrangebyscore(index, top, "-inf", start=0, num=1)
-                    return jobs, int(score) if more else None
-            if len(rows) < batch:
-                return jobs, None
-        return jobs, None
+        top = f"({before}" if before is not None else "+inf"
+        cursor, rows = self._list(keys=[f"{self.prefix}tenant:{tenant}:jobs"],
+                                  args=[self.prefix, top, limit, status or ""])
+        return [_pairs_job(row) for row in rows], int(cursor) if cursor else None
 
-    def cancel(self, job_id: str) -> str:
-        """Cancel: a queued job ends `canceled` now, a running one is flagged; returns the status."""
-        return _s(self._cancel(keys=[self._job_key(job_id)], args=[self.prefix]))
+    def cancel(self, job_id: str) -> tuple[str, Job | None]:
+        """Cancel: a queued job ends `canceled` now, a running one is flagged.
+
+        Returns the status the cancel found or made (`missing` if none) and the record after it.
+        """
+        status, record = self._cancel(keys=[self._job_key(job_id)], args=[self.prefix])
+        return status, _pairs_job(record) if record else None
 
     def queue_depth(self) -> int:
         """Jobs waiting for a worker, all tenants."""
@@ -401,8 +419,8 @@ class JobStore:
         out = self._claim(
             keys=[self._job_key(job_id)], args=[self.prefix, token, lease_seconds, max_attempts]
         )
-        wait = _s(out[1]) if len(out) > 1 and out[1] else None
-        return Claim(_s(out[0]), token, float(wait) if wait else None)
+        wait = out[1] if len(out) > 1 and out[1] else None
+        return Claim(out[0], token, float(wait) if wait else None)
 
     def touch(
         self,
@@ -410,16 +428,14 @@ class JobStore:
         token: str,
         *,
         lease_seconds: float,
-        progress: dict[str, Any] | None = None,
+        progress: JobProgress | None = None,
         preview_key: str | None = None,
     ) -> str:
         """Renew the lease (and write progress): `ok`, `cancel` requested, or `lost` ownership."""
-        return _s(
-            self._touch(
-                keys=[self._job_key(job_id)],
-                args=[self.prefix, token, lease_seconds,
-                      json.dumps(progress) if progress else "", preview_key or ""],
-            )
+        return self._touch(
+            keys=[self._job_key(job_id)],
+            args=[self.prefix, token, lease_seconds,
+                  progress.model_dump_json() if progress else "", preview_key or ""],
         )
 
     def verdict(self, job_id: str, token: str) -> str:
@@ -427,19 +443,19 @@ class JobStore:
         status, owner, cancel = self.r.hmget(
             self._job_key(job_id), ["status", "attempt_token", "cancel_requested"]
         )
-        if _s(status) != "running" or _s(owner) != token:
+        if status != JobStatus.RUNNING or owner != token:
             return "lost"
-        return "cancel" if _s(cancel) == "1" else "ok"
+        return "cancel" if cancel == "1" else "ok"
 
     def finish(
         self,
         job_id: str,
         token: str,
-        status: str,
+        status: JobStatus,
         *,
         error: tuple[str, str] | None = None,
         result: tuple[str, str] | None = None,
-        progress: dict[str, Any] | None = None,
+        progress: JobProgress | None = None,
     ) -> float | None:
         """End this attempt in a terminal status; the run seconds, or None if no longer owner.
 
@@ -450,23 +466,20 @@ class JobStore:
         out = self._finish(
             keys=[self._job_key(job_id)],
             args=[self.prefix, token, status, code, message, key, etag,
-                  json.dumps(progress) if progress else ""],
+                  progress.model_dump_json() if progress else ""],
         )
-        return float(_s(out[1])) if _s(out[0]) == "ok" else None
+        return float(out[1]) if out[0] == "ok" else None
 
     def stale_running(self) -> list[str]:
         """Running jobs whose lease has expired by the Redis clock."""
         now_s, now_us = self.r.time()
         cutoff = now_s + now_us / 1e6
-        return [_s(m) for m in self.r.zrangebyscore(f"{self.prefix}running", "-inf", cutoff)]
+        return self.r.zrangebyscore(f"{self.prefix}running", "-inf", cutoff)
 
     def reap(self, job_id: str, *, max_attempts: int, soft_time_limit: float) -> str:
         """Reclaim one job with an expired lease: requeued, or ended canceled/timeout/exhausted."""
-        return _s(
-            self._reap(
-                keys=[self._job_key(job_id)],
-                args=[self.prefix, max_attempts, soft_time_limit, job_id],
-            )
+        return self._reap(
+            keys=[self._job_key(job_id)], args=[self.prefix, max_attempts, soft_time_limit, job_id]
         )
 
     def stale_queued(self, age: float) -> list[str]:
@@ -477,19 +490,21 @@ class JobStore:
         """
         now_s, now_us = self.r.time()
         cutoff = now_s + now_us / 1e6 - age
-        ids = [_s(m) for m in self.r.zrangebyscore(f"{self.prefix}queued", "-inf", cutoff)]
+        ids = self.r.zrangebyscore(f"{self.prefix}queued", "-inf", cutoff)
         return [i for i in ids if self._resend(keys=[f"{self.prefix}queued"], args=[i, age])]
 
 
-def _check_replay(seen: str | bytes, body_hash: str) -> str:
-    stored_hash, _, job_id = _s(seen).partition(" ")
+def _check_replay(seen: str, body_hash: str) -> str:
+    stored_hash, _, job_id = seen.partition(" ")
     if stored_hash != body_hash:
         raise IdempotencyConflict()
     return job_id
 
 
-def _s(value: Any) -> str:
-    """Redis replies as str (clients may or may not decode)."""
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _job(record: dict[str, str]) -> Job | None:
+    return Job.from_hash(record) if record else None
+
+
+def _pairs_job(pairs: list[str]) -> Job | None:
+    """A job from a script's HGETALL reply (a flat key, value, ... list)."""
+    return _job(dict(zip(pairs[::2], pairs[1::2], strict=True)))

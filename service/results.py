@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from worker.settings import Settings
+from service.settings import Settings
 
 
 class NotStored(Exception):
@@ -25,6 +25,8 @@ class ResultStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def delete(self, key: str) -> None: ...
+
     def delete_prefix(self, prefix: str) -> None: ...
 
     def sweep(self, max_age: float) -> int: ...
@@ -35,14 +37,17 @@ def upload_key(job_id: str, name: str) -> str:
     return f"uploads/{job_id}/{name}.png"
 
 
-def result_key(job_id: str) -> str:
-    """Where a job's result lives (always PNG; other formats are encoded on request)."""
-    return f"results/{job_id}.png"
+def result_key(job_id: str, attempt: str) -> str:
+    """Where one attempt's result lives (always PNG; other formats are encoded on request).
+
+    Per attempt, so a late attempt never overwrites the result that the job record names.
+    """
+    return f"results/{job_id}/{attempt}.png"
 
 
-def preview_key(job_id: str) -> str:
-    """Where a job's latest preview lives; overwritten as the run advances."""
-    return f"previews/{job_id}.png"
+def preview_key(job_id: str, attempt: str) -> str:
+    """Where one attempt's latest preview lives; overwritten as that attempt advances."""
+    return f"previews/{job_id}/{attempt}.png"
 
 
 class LocalStore:
@@ -74,6 +79,9 @@ class LocalStore:
             return self._path(key).read_bytes()
         except FileNotFoundError as e:
             raise NotStored(key) from e
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         base = self._path(prefix)
@@ -117,6 +125,9 @@ class S3Store:
         except self.client.exceptions.NoSuchKey as e:
             raise NotStored(key) from e
         return obj["Body"].read()
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
 
     def delete_prefix(self, prefix: str) -> None:
         pages = self.client.get_paginator("list_objects_v2").paginate(

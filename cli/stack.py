@@ -6,6 +6,7 @@ Children are plain subprocesses of this one; Ctrl-C or SIGTERM stops them all, w
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -86,29 +87,99 @@ def stop_all(procs: list[subprocess.Popen], timeout: float = 20) -> None:
 
 def spawn(kind: str, *args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen:
     """Start one `nst` service process (`api`, `worker`, ...) with this interpreter."""
-    return subprocess.Popen([sys.executable, "-m", "api.cli", kind, *args], env=env, **popen)
+    return subprocess.Popen([sys.executable, "-m", "cli.main", kind, *args], env=env, **popen)
+
+
+class ServiceStack:
+    """API and worker processes on one Redis; `nst up`, the bench and the test suites use it.
+
+    With `log_dir`, each process writes to its own log file there (scanned for readiness and
+    events); without, they share this process' output. Stopped in reverse start order.
+    """
+
+    def __init__(self, env: dict[str, str], log_dir: Path | None = None) -> None:
+        self.env, self.log_dir = env, log_dir
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+        self.url = ""
+
+    def adopt(self, proc: subprocess.Popen) -> None:
+        """Stop `proc` with the stack (Redis, started first, is stopped last)."""
+        self.procs.append(proc)
+
+    def spawn(self, kind: str, *args: str) -> subprocess.Popen:
+        """Start one service process in its own session (Ctrl-C reaches only the supervisor)."""
+        popen: dict[str, Any] = {"start_new_session": True}
+        if self.log_dir is not None:
+            log = self.log_dir / f"{kind}-{len(self.logs)}.log"
+            self.logs.append(log)
+            popen.update(cwd=self.log_dir, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        proc = spawn(kind, *args, env=self.env, **popen)
+        self.procs.append(proc)
+        return proc
+
+    def start_api(self, port: int | None = None, *, host: str = "127.0.0.1",
+                  ready: str = "/healthz", timeout: float = 60) -> subprocess.Popen:
+        """Start the API on `port` (else a free one) and wait until `ready` answers 200."""
+        port = port or free_port()
+        self.url = f"http://{host}:{port}"
+        api = self.spawn("api", "--host", host, "--port", str(port))
+        wait_until(lambda: httpx.get(self.url + ready, timeout=1).status_code == 200, timeout, api)
+        return api
+
+    def start_worker(self, *, wait: bool = True, timeout: float = 120) -> subprocess.Popen:
+        """Start one worker (concurrency 1); with a log, wait until it consumes the queue."""
+        proc = self.spawn("worker", "--concurrency", "1")
+        if wait and self.log_dir is not None:
+            log = self.logs[-1]
+            wait_until(lambda: b" ready." in log.read_bytes(), timeout, proc)
+        return proc
+
+    def log_lines(self, kind: str, needle: str) -> list[str]:
+        """Lines of every `kind` process log that contain `needle`."""
+        return [line for log in self.logs if log.name.startswith(kind)
+                for line in log.read_text(errors="replace").splitlines() if needle in line]
+
+    def events(self, kind: str, msg: str, *, exact: bool = True) -> list[dict[str, Any]]:
+        """The JSON log lines of every `kind` process whose message is `msg` (or contains it)."""
+        found = []
+        for line in self.log_lines(kind, msg):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            text = str(event.get("msg", ""))
+            if text == msg or (not exact and msg in text):
+                found.append(event)
+        return found
+
+    def dump_logs(self) -> str:
+        """The tail of every process log, for failure reports."""
+        return "\n".join(f"--- {log.name}\n" + "\n".join(
+            log.read_text(errors="replace").splitlines()[-40:]) for log in self.logs)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop every process: workers first (running jobs are handed back), Redis last."""
+        stop_all(list(reversed(self.procs)), timeout)
 
 
 def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_dir: Path) -> int:
     """Start everything, print the URL, supervise until a signal or a child's death."""
-    env = dict(os.environ)
-    started: list[subprocess.Popen] = []  # in start order; stopped in reverse
+    stack = ServiceStack(dict(os.environ))
     try:
         if not redis_url:
             redis_proc, redis_url = start_redis(data_dir / "redis")
-            started.append(redis_proc)
+            stack.adopt(redis_proc)
             log.info("embedded redis started", extra={"url": redis_url})
-        env["NST_REDIS_URL"] = redis_url
-        api = spawn("api", "--host", host, "--port", str(port), env=env, start_new_session=True)
-        started.append(api)
-        started += [spawn("worker", "--concurrency", "1", env=env, start_new_session=True)
-                    for _ in range(workers)]
-        url = f"http://{host}:{port}"
-        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 60, api)
-        print(f"nst is up: {url} (web page: {url}/, API docs: {url}/docs); Ctrl-C stops it", flush=True)
-        return _supervise(started)
+        stack.env["NST_REDIS_URL"] = redis_url
+        stack.start_api(port, host=host, ready="/readyz")
+        for _ in range(workers):
+            stack.start_worker(wait=False)
+        print(f"nst is up: {stack.url} (web page: {stack.url}/, API docs: {stack.url}/docs); "
+              "Ctrl-C stops it", flush=True)
+        return _supervise(stack.procs)
     finally:
-        stop_all(list(reversed(started)))
+        stack.stop()
 
 
 def _supervise(procs: list[subprocess.Popen]) -> int:

@@ -6,21 +6,20 @@ test ends with.
 from __future__ import annotations
 
 import io
-import json
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 import redis
-from integration_stack import Stack
 from PIL import Image
 
-from api.client import TERMINAL, NstClient
-from api.stack import free_port, start_redis, wait_until
-from worker.jobs import JobStore
+from cli.stack import ServiceStack, free_port, start_redis
+from client import NstClient
+from service.contract import JobStatus
+from service.jobstore import JobStore
+from tests.support.stack import Stack
 
 # Short leases and reaper passes so a lost worker is noticed in seconds, not minutes.
 FAULT_ENV = {
@@ -79,12 +78,10 @@ class FaultStack(Stack):
         self.api_port = 0
         self.api: subprocess.Popen | None = None
 
-    def start_api(self, port: int | None = None) -> FaultStack:
+    def start_api(self, port: int | None = None) -> FaultStack:  # type: ignore[override]
         """Start the API (on `port`, else the previous one, else a free one) and wait for it."""
         self.api_port = port or self.api_port or free_port()
-        self.url = f"http://127.0.0.1:{self.api_port}"
-        self.api = self._spawn("api", "--port", str(self.api_port))
-        wait_until(lambda: _get(f"{self.url}/healthz") == 200, 30, self.api)
+        self.api = ServiceStack.start_api(self, self.api_port, timeout=30)
         return self
 
     def stop_api(self, sig: int) -> None:
@@ -108,29 +105,6 @@ class FaultStack(Stack):
     def store(self) -> JobStore:
         """A job store on the stack's Redis, for looking at records directly."""
         return JobStore(self.redis.client())
-
-    def worker_events(self, msg: str, *, exact: bool = True) -> list[dict[str, Any]]:
-        """The JSON log lines of every worker, in order per worker, whose message is `msg` (or
-        contains it, with exact=False)."""
-        events = []
-        for log in self.logs:
-            if not log.name.startswith("worker"):
-                continue
-            for line in log.read_text(errors="replace").splitlines():
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                text = str(event.get("msg", ""))
-                if text == msg or (not exact and msg in text):
-                    events.append({**event, "log": log.name})
-        return events
-
-
-def _get(url: str) -> int:
-    import httpx
-
-    return httpx.get(url, timeout=2).status_code
 
 
 def wait_view(client: NstClient, job_id: str, done, timeout: float = 120) -> dict:
@@ -169,7 +143,7 @@ def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, s
     views = {}
     for job_id in expected:
         left = max(1.0, deadline - time.monotonic())
-        views[job_id] = wait_view(client, job_id, lambda v: v["status"] in TERMINAL, left)
+        views[job_id] = wait_view(client, job_id, lambda v: JobStatus(v["status"]).is_terminal, left)
     store = stack.store()
     finished = stack.worker_events("job finished")
     for job_id, want in expected.items():

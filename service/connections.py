@@ -6,9 +6,9 @@ from functools import lru_cache
 
 import redis
 
-from worker.jobs import JobStore
-from worker.settings import get_settings
-from worker.storage import ResultStore, make_store
+from service.jobstore import JobStore
+from service.results import ResultStore, make_store
+from service.settings import get_settings
 
 
 @lru_cache

@@ -5,24 +5,22 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
-from worker.jobs import IdempotencyConflict, JobStore, QueueFull, TenantLimit, new_job_id
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(redis_url: str) -> JobStore:
-    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/15", decode_responses=True)
-    client.flushdb()
-    return JobStore(client)
+from service.contract import JobProgress, JobStatus, lua_is_terminal
+from service.jobstore import IdempotencyConflict, JobStore, QueueFull, TenantLimit, new_job_id
 
 
 def create(store: JobStore, tenant: str = "t", **kw) -> str:
     job_id = new_job_id()
     limits = {"ttl": 600, "max_active": 10, "max_queue": 10, **kw}
-    return store.create(job_id, tenant, {"size": 64}, {"content": "c", "styles": ["s"]}, **limits)
+    job = store.create(job_id, tenant, {"size": 64}, {"content": "c", "styles": ["s"]}, **limits)
+    assert job is not None
+    return job.id
+
+
+PROGRESS = JobProgress(stage="optimize", scale=1, scales=1, size=[32, 32], iteration=1,
+                       iterations=2, step=1, total_steps=2, percent=50.0, losses={"total": 1.0},
+                       elapsed_seconds=0.1, eta_seconds=0.1)
 
 
 def test_claim_runs_a_job_once_and_only_the_owner_finishes_it(store: JobStore) -> None:
@@ -32,24 +30,26 @@ def test_claim_runs_a_job_once_and_only_the_owner_finishes_it(store: JobStore) -
     assert store.claim(job_id, lease_seconds=30, max_attempts=3).outcome == "busy"  # duplicate
     assert store.touch(job_id, "not-the-token", lease_seconds=30) == "lost"
     assert store.finish(job_id, "not-the-token", "succeeded") is None
-    assert store.touch(job_id, first.token, lease_seconds=30, progress={"step": 1}) == "ok"
+    assert store.touch(job_id, first.token, lease_seconds=30, progress=PROGRESS) == "ok"
     assert store.finish(job_id, first.token, "succeeded", result=("k", "etag")) is not None
     job = store.get(job_id)
     assert job.status == "succeeded" and job.attempts == 1 and job.result_key == "k"
-    assert job.progress == {"step": 1}
+    assert job.progress == PROGRESS
     assert store.claim(job_id, lease_seconds=30, max_attempts=3).outcome == "done"  # late copy
     assert store.status_counts()["succeeded"] == 1
 
 
 def test_cancel_queued_never_runs_and_running_is_flagged(store: JobStore) -> None:
     queued = create(store)
-    assert store.cancel(queued) == "canceled"
+    status, job = store.cancel(queued)
+    assert status == "canceled" and job is not None and job.status == JobStatus.CANCELED
     assert store.claim(queued, lease_seconds=30, max_attempts=3).outcome == "done"
-    assert store.cancel(queued) == "canceled"  # idempotent
+    assert store.cancel(queued)[0] == "canceled"  # idempotent
+    assert store.cancel(new_job_id()) == ("missing", None)
 
     running = create(store)
     claim = store.claim(running, lease_seconds=30, max_attempts=3)
-    assert store.cancel(running) == "running"
+    assert store.cancel(running)[0] == "running"
     assert store.verdict(running, claim.token) == "cancel"
     store.finish(running, claim.token, "canceled")
     assert store.get(running).status == "canceled"
@@ -102,3 +102,26 @@ def test_list_pages_newest_first(store: JobStore) -> None:
     page, cursor = store.list("p", limit=2, before=cursor)
     assert [j.id for j in page] == [ids[0]] and cursor is None
     assert [j.id for j in store.list("p", limit=10, status="canceled")[0]] == [ids[1]]
+
+
+def test_terminal_statuses_are_one_definition() -> None:
+    assert {s for s in JobStatus if s.is_terminal} == {"succeeded", "failed", "canceled"}
+    assert all(f"'{s}'" in lua_is_terminal() for s in JobStatus if s.is_terminal)
+    assert "'queued'" not in lua_is_terminal() and "'running'" not in lua_is_terminal()
+
+
+def test_create_returns_the_record_and_replays_return_the_earlier_one(store: JobStore) -> None:
+    job = store.create(new_job_id(), "t", {"size": 64}, {"content": "c", "styles": []}, ttl=60,
+                       max_active=5, max_queue=5, idempotency=("k", "h"))
+    assert job is not None and job.status == JobStatus.QUEUED and job.tenant == "t"
+    again = store.create(new_job_id(), "t", {}, {}, ttl=60, max_active=5, max_queue=5,
+                         idempotency=("k", "h"))
+    assert again is not None and again.id == job.id
+
+
+def test_list_drops_expired_records_from_the_index(store: JobStore) -> None:
+    ids = [create(store, "x") for _ in range(3)]
+    store.r.delete(f"{store.prefix}job:{ids[1]}")
+    page, cursor = store.list("x", limit=5)
+    assert [j.id for j in page] == [ids[2], ids[0]] and cursor is None
+    assert store.r.zcard(f"{store.prefix}tenant:x:jobs") == 2

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+from service.contract import JobStatus
+
 Image = bytes | str | Path  # raw bytes or a file path
 
 
@@ -92,7 +93,7 @@ class NstClient:
             view = self.get(job_id)
             if on_update:
                 on_update(view)
-            if view["status"] in TERMINAL:
+            if JobStatus(view["status"]).is_terminal:
                 return view
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {view['status']}")

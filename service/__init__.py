@@ -1,0 +1,1 @@
+"""Code both the API and the worker use, without torch: settings, job store, results, queue."""

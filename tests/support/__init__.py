@@ -1,0 +1,1 @@
+"""Helpers of the process-starting suites: stacks of real processes, tiny images, hostile requests."""
