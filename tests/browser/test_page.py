@@ -16,7 +16,7 @@ from PIL import Image
 from tests.browser.browser_page import OfflinePage
 from tests.support.stack import CONTENT, Stack, long_params, png
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 # A fast job that still runs long enough for the bar to be seen moving, a preview every step.
 WATCHABLE = {"scales": [32, 64], "iterations": [30, 20], "optimizer": "adam", "preview_every": 1}
