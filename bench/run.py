@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +21,8 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.evaluate import evaluate  # noqa: E402
+from bench.evaluate import STYLE_LAYERS, evaluate  # noqa: E402
+from bench.sheet import pastiche_path  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 BIN = Path(sys.executable).parent
@@ -46,6 +48,9 @@ def run_pastiche(content: Path, style: Path, out: Path, size: int, steps: int) -
            str(content), "--styles", str(style), "--output", str(r.output), "--no-verbose"]
     r.wall, r.peak_mb, _ = _peak_of(cmd)
     r.evaluations = steps  # one closure call per L-BFGS step (max_iter=1)
+    kept = pastiche_path(content, style, size, steps)  # the contact sheet shows it without a rerun
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(r.output, kept)
     return r
 
 
@@ -118,14 +123,23 @@ def reaches(q: dict[str, float], ref: dict[str, float]) -> bool:
 def table(runs: list[Run], base: Run | None) -> str:
     """Markdown table of every run, with time ratios against pastiche."""
     head = ("| run | wall s | pastiche wall / this | evals | s/eval | peak MB | content 512 | style 512 "
-            "| style 256 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "| texture 512 | style 256 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     for r in runs:
         ratio = f"{base.wall / r.wall:.1f}x" if base else "-"
         q = r.quality
         rows.append(f"| {r.name} | {r.wall:.1f} | {ratio} | {r.evaluations} | "
                     f"{r.wall / max(r.evaluations, 1):.3f} | {r.peak_mb:.0f} | {q['content_512']:.3f} | "
-                    f"{q['style_512']:.3f} | {q['style_256']:.3f} |")
+                    f"{q['style_512']:.3f} | {q['texture_512']:.3f} | {q['style_256']:.3f} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def layer_table(runs: list[Run]) -> str:
+    """Markdown table of the 512 px style distance per layer (texture = mean of the first four)."""
+    head = ("| run | " + " | ".join(STYLE_LAYERS) + " | texture | all |\n"
+            + "|---|" + "---:|" * (len(STYLE_LAYERS) + 2) + "\n")
+    rows = [f"| {r.name} | " + " | ".join(f"{r.quality[f'style_512_{k}']:.3f}" for k in STYLE_LAYERS)
+            + f" | {r.quality['texture_512']:.3f} | {r.quality['style_512']:.3f} |" for r in runs]
     return head + "\n".join(rows) + "\n"
 
 
@@ -169,6 +183,8 @@ def main() -> None:
     report["style_cache"] = style_cache_saving(args.content, args.style, args.size)
     (args.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     print(table(runs, base))
+    print("style distance at 512 px per layer:")
+    print(layer_table(runs))
     if "curve" in report:
         print("balanced preset, quality vs engine time:")
         for pt in report["curve"]:

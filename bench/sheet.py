@@ -26,6 +26,7 @@ STYLES = ("starry_night", "picasso_selfport1907", "the_scream", "rain-princess",
           "candy", "mosaic", "udnie")
 # Styles with eyes, faces or figures in them: the hard cases, where pastiche is shown beside ours.
 FIGURE_STYLES = ("picasso_selfport1907", "the_scream", "rain-princess")
+CELLS = ROOT / "bench" / "out" / "sheet" / "cells"
 CELL = 320  # long side of a thumbnail on the sheet
 LABEL_H = 22
 
@@ -63,9 +64,14 @@ def our_cell(content: Path, style: Path, preset: str, size: int, cells: Path, di
     return out
 
 
+def pastiche_path(content: Path, style: Path, size: int, steps: int, cells: Path = CELLS) -> Path:
+    """Where pastiche's result for one pair is kept (bench/run.py leaves its runs there too)."""
+    return cells / f"{content.stem}__{style.stem}__pastiche{steps}__{size}.png"
+
+
 def pastiche_cell(content: Path, style: Path, size: int, steps: int, cells: Path) -> Path:
     """pastiche's CLI result for one pair (cached: minutes per image on a CPU)."""
-    out = cells / f"{content.stem}__{style.stem}__pastiche{steps}__{size}.png"
+    out = pastiche_path(content, style, size, steps, cells)
     if not out.exists():
         cmd = [str(Path(sys.executable).parent / "pastiche"), "--size", str(size), "--num-steps", str(steps),
                "--content", str(content), "--styles", str(style), "--output", str(out), "--no-verbose"]

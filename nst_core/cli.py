@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from nst_core.errors import NstError
 from nst_core.image import encode_image, load_image
-from nst_core.params import StyleParams
+from nst_core.params import CONTENT_WEIGHT_DEFAULT, STYLE_CLIP_DEFAULT, StyleParams
 from nst_core.progress import Progress
 
 MAX_INPUT_PIXELS = 64_000_000
@@ -29,9 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["fast", "balanced", "high"], default="balanced")
     p.add_argument("--style-weights", type=float, nargs="+", metavar="W", help="blend weight per style")
     p.add_argument("--style-scale", type=float, default=1.0)
-    p.add_argument("--content-weight", type=float)
+    p.add_argument("--content-weight", type=float,
+                   help=f"weight of the content loss (default {CONTENT_WEIGHT_DEFAULT}; "
+                        "higher keeps more of the photo)")
     p.add_argument("--style-weight", type=float)
     p.add_argument("--tv-weight", type=float)
+    p.add_argument("--style-clip", nargs="*", metavar="LAYER=Q", type=_clip_item,
+                   help="clip each channel of these style layers at quantile Q of its values over the "
+                        "style before the Gram is taken, so features that fire in few places (eyes, "
+                        f"faces) are not painted (default {_clip_text(STYLE_CLIP_DEFAULT)}; "
+                        "no value: no clipping)")
     p.add_argument("--scales", type=int, nargs="+", metavar="PX", help="explicit coarse-to-fine sizes")
     p.add_argument("--iterations", type=int, nargs="+", metavar="N", help="iterations per scale")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
@@ -47,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _clip_item(text: str) -> tuple[str, float]:
+    layer, sep, q = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LAYER=Q (e.g. relu5_1=0.75)")
+    try:
+        return layer, float(q)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{q!r} is not a number") from None
+
+
+def _clip_text(clip: dict[str, float]) -> str:
+    return " ".join(f"{k}={v}" for k, v in clip.items())
+
+
 def params_from_args(args: argparse.Namespace) -> StyleParams:
     """The StyleParams the arguments describe (unset options keep the model's defaults)."""
     fields = {
@@ -56,6 +77,7 @@ def params_from_args(args: argparse.Namespace) -> StyleParams:
         "iterations": args.iterations, "optimizer": args.optimizer, "init": args.init,
         "color": args.color, "pooling": args.pooling, "precision": args.precision,
         "seed": args.seed, "device": args.device, "preview_every": 0,
+        "style_clip": None if args.style_clip is None else dict(args.style_clip),
     }
     return StyleParams(**{k: v for k, v in fields.items() if v is not None})
 

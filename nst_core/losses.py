@@ -5,6 +5,8 @@ Features may come out of bf16 autocast; every loss is computed in float32.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -15,9 +17,11 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (c * h * w)
 
 
-def relative_sq_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||x - target||^2 / ||target||^2: scale-free, so layers and sizes weigh alike."""
-    return (x.float() - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)
+def relative_sq_error(x: torch.Tensor, target: torch.Tensor,
+                      norm2: torch.Tensor | None = None) -> torch.Tensor:
+    """||x - target||^2 / ||target||^2 (or / norm2): scale-free, so layers and sizes weigh alike."""
+    norm2 = target.pow(2).sum() if norm2 is None else norm2
+    return (x.float() - target).pow(2).sum() / norm2.clamp_min(1e-12)
 
 
 def content_loss(features: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
@@ -28,29 +32,44 @@ def content_loss(features: dict[str, torch.Tensor], targets: dict[str, torch.Ten
                for name, w in layer_weights.items())
 
 
-def style_loss(features: dict[str, torch.Tensor], target_grams: dict[str, torch.Tensor],
+@dataclass(frozen=True)
+class StyleTarget:
+    """One style layer's statistics: the Gram matrix of its features, clipped per channel."""
+
+    gram: torch.Tensor
+    ceiling: torch.Tensor | None = None  # (1, C, 1, 1); None: no clipping
+    # The error is relative to the unclipped Gram's energy: a style whose deep features are
+    # mostly rare (a portrait) keeps little of it after clipping, and that layer then pulls
+    # little, instead of the clipped remainder being blown up to full strength.
+    norm2: torch.Tensor | None = None
+
+    def clip(self, features: torch.Tensor) -> torch.Tensor:
+        """Features clipped at this target's per-channel ceiling."""
+        return features if self.ceiling is None else torch.minimum(features.float(), self.ceiling)
+
+
+def style_target(features: torch.Tensor, quantile: float | None = None) -> StyleTarget:
+    """Gram target of style features; with `quantile`, each channel is first clipped at that
+    quantile of its values over the image, so features that fire in only a few places (an eye,
+    a face) drop out of the statistics while widespread brushwork stays."""
+    if quantile is None:
+        return StyleTarget(gram(features))
+    flat = features.float().flatten(2)  # (N, C, H*W)
+    ceiling = torch.quantile(flat, quantile, dim=2, keepdim=True).unsqueeze(-1)
+    full = gram(features)
+    clipped = gram(StyleTarget(full, ceiling).clip(features))
+    return StyleTarget(clipped, ceiling, full.pow(2).sum())
+
+
+def style_loss(features: dict[str, torch.Tensor], targets: dict[str, StyleTarget],
                layer_weights: dict[str, float]) -> torch.Tensor:
     """Weighted mean over layers of the relative squared Gram-matrix error."""
     total = sum(layer_weights.values())
-    return sum(w / total * relative_sq_error(gram(features[name]), target_grams[name])
-               for name, w in layer_weights.items())
+    return sum(w / total * _layer_error(features[name], targets[name]) for name, w in layer_weights.items())
 
 
-def layer_positions(dims: tuple[int, int], layer: str) -> int:
-    """Spatial positions of a VGG19 layer's feature map for a (width, height) input."""
-    shift = int(layer.lstrip("convrelu")[0]) - 1  # block b is pooled b-1 times (floor halving)
-    return (dims[0] >> shift) * (dims[1] >> shift)
-
-
-def position_weights(layers: dict[str, float], dims: tuple[int, int], full_at: int) -> dict[str, float]:
-    """Layer weights, each scaled by min(1, positions / full_at) for a (width, height) style image.
-
-    A Gram matrix taken on few positions describes the style's objects (a whole eye fills
-    relu5_1 of a 128 px portrait) rather than its texture; matching it paints those objects.
-    """
-    if full_at <= 0:
-        return dict(layers)
-    return {name: w * min(1.0, layer_positions(dims, name) / full_at) for name, w in layers.items()}
+def _layer_error(features: torch.Tensor, target: StyleTarget) -> torch.Tensor:
+    return relative_sq_error(gram(target.clip(features)), target.gram, target.norm2)
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

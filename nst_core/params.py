@@ -18,6 +18,14 @@ STYLE_LAYERS_DEFAULT: dict[str, float] = {
     "relu5_1": 1.0,
 }
 
+# Why these: the deepest style layer's Gram, taken on a few hundred positions, describes the
+# style's objects (a portrait's eyes) as much as its brushwork. Clipping each relu5_1 channel
+# at its 75th percentile over the style keeps the widespread, large-scale brushwork (Van Gogh's
+# swirls, Picasso's planes) and drops what fires in few places; bench/RESULTS.md has the sheet.
+STYLE_CLIP_DEFAULT: dict[str, float] = {"relu5_1": 0.75}
+CONTENT_WEIGHT_DEFAULT = 0.03
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
+
 # Paper names of every VGG19 feature the extractor can return.
 LAYER_NAMES: tuple[str, ...] = tuple(
     f"{kind}{block}_{i}"
@@ -64,15 +72,21 @@ class StyleParams(BaseModel):
     iterations: tuple[int, ...] | None = Field(
         None, description="Iterations per scale (overrides the preset); one entry per scale."
     )
-    content_weight: float = Field(0.1, ge=0, le=1e6)
-    style_weight: float = Field(1.0, ge=0, le=1e6)
-    tv_weight: float = Field(2e-5, ge=0, le=1e6)
-    content_layers: dict[str, float] = Field(default_factory=lambda: dict(CONTENT_LAYERS_DEFAULT))
-    style_layers: dict[str, float] = Field(default_factory=lambda: dict(STYLE_LAYERS_DEFAULT))
-    style_positions: int = Field(
-        1024, ge=0, le=1_000_000,
-        description="A style layer counts fully only where the style's feature map has this many "
-                    "positions; fewer scale its weight down (0: off). Keeps the style's objects out.",
+    content_weight: float = Field(
+        CONTENT_WEIGHT_DEFAULT, ge=0, le=1e6,
+        description="Weight of the content loss (relative error on the content layers).")
+    style_weight: float = Field(1.0, ge=0, le=1e6, description="Weight of the style loss.")
+    tv_weight: float = Field(2e-5, ge=0, le=1e6, description="Weight of the smoothness (TV) loss.")
+    content_layers: dict[str, float] = Field(
+        default_factory=lambda: dict(CONTENT_LAYERS_DEFAULT),
+        description="VGG19 layers of the content loss and their weights.")
+    style_layers: dict[str, float] = Field(
+        default_factory=lambda: dict(STYLE_LAYERS_DEFAULT),
+        description="VGG19 layers of the style loss and their weights.")
+    style_clip: dict[str, float] = Field(
+        default_factory=lambda: dict(STYLE_CLIP_DEFAULT),
+        description="Per style layer, a quantile (0..1) at which each channel is clipped before its "
+                    "Gram is taken: features that fire in few places (eyes, faces) drop out.",
     )
     style_blend: tuple[float, ...] | None = Field(
         None, description="Blend weight per style image (normalized); equal when omitted."
@@ -80,15 +94,18 @@ class StyleParams(BaseModel):
     style_scale: float = Field(
         1.0, gt=0.05, le=4.0, description="Style image size relative to the output's."
     )
-    init: Literal["content", "noise", "image"] = "content"
-    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    init: Literal["content", "noise", "image"] = Field(
+        "content", description="Start from the content photo, from noise, or from a given image.")
+    optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="Pixel optimizer.")
     color: Literal["none", "luminance", "histogram"] = Field(
         "none", description="Keep the content's colors: luminance-only transfer or histogram match."
     )
-    pooling: Literal["max", "avg"] = "max"
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    precision: Literal["auto", "fp32"] = "auto"
+    pooling: Literal["max", "avg"] = Field("max", description="VGG19 pooling.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the noise init and of anything random.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN,
+                        description="auto (CUDA when present), cpu, cuda or cuda:N.")
+    precision: Literal["auto", "fp32"] = Field(
+        "auto", description="auto: bf16/fp16 autocast where the device has it; fp32: none.")
     preview_every: int = Field(
         25, ge=0, le=10_000, description="Iterations between preview images (0: none)."
     )
@@ -104,6 +121,16 @@ class StyleParams(BaseModel):
         if any(w < 0 for w in layers.values()):
             raise ValueError("layer weights must be non-negative")
         return layers
+
+    @field_validator("style_clip")
+    @classmethod
+    def _clip_quantiles(cls, clip: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(clip) - set(LAYER_NAMES))
+        if unknown:
+            raise ValueError(f"unknown layer(s) {unknown}; known: relu1_1 ... relu5_4, conv1_1 ...")
+        if any(not 0 < q <= 1 for q in clip.values()):
+            raise ValueError("clip quantiles must be in (0, 1]")
+        return clip
 
     @field_validator("style_blend")
     @classmethod

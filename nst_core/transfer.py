@@ -19,7 +19,7 @@ from nst_core import color
 from nst_core.cache import GramCache, image_digest
 from nst_core.device import autocast, fast_dtype, resolve_device
 from nst_core.errors import Canceled, InvalidParams
-from nst_core.losses import content_loss, gram, position_weights, style_loss, tv_loss
+from nst_core.losses import StyleTarget, content_loss, style_loss, style_target, tv_loss
 from nst_core.params import StyleParams
 from nst_core.progress import Progress, ProgressCallback, Result
 from nst_core.vgg import Extractor
@@ -99,9 +99,10 @@ class Stylizer:
         return [w / sum(weights) for w in weights]
 
     def style_grams(self, style: Image.Image, digest: str, long_side: int, params: StyleParams,
-                    reference: torch.Tensor | None, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+                    reference: torch.Tensor | None, dtype: torch.dtype | None) -> dict[str, StyleTarget]:
         """Gram targets of one style at one size; cached by the style's content hash."""
         key = (self.weights, digest, long_side, tuple(sorted(params.style_layers)), params.pooling,
+               tuple(sorted(params.style_clip.items())),
                dtype, None if reference is None else image_digest(to_image(reference)))
         grams = self.grams.get(key)
         if grams is None:
@@ -111,7 +112,7 @@ class Stylizer:
             with torch.no_grad(), autocast(self.device, dtype):
                 feats = self.extractor(s.contiguous(memory_format=torch.channels_last),
                                        params.style_layers, params.pooling)
-            grams = {name: gram(f) for name, f in feats.items()}
+            grams = {name: style_target(f, params.style_clip.get(name)) for name, f in feats.items()}
             self.grams.put(key, grams)
         return grams
 
@@ -181,8 +182,6 @@ class _Run:
         hits_before = self.s.grams.hits
         style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype)
                        for st, d in zip(self.styles, self.digests, strict=True)]
-        self.layer_weights = [position_weights(self.p.style_layers, scale_dims(st.size, long_side),
-                                               self.p.style_positions) for st in self.styles]
         self.cache_hits += self.s.grams.hits - hits_before
         self.timings["style_targets"] += time.perf_counter() - t0
         self._report("style_targets", index, 0, None)
@@ -215,8 +214,8 @@ class _Run:
                 feats = self.s.extractor(x.contiguous(memory_format=torch.channels_last),
                                          layers, self.p.pooling)
             terms["content"] = content_loss(feats, content_feats, self.p.content_layers)
-            terms["style"] = sum(w * style_loss(feats, g, lw) for w, g, lw
-                                 in zip(self.blend, style_grams, self.layer_weights, strict=True))
+            terms["style"] = sum(w * style_loss(feats, g, self.p.style_layers)
+                                 for w, g in zip(self.blend, style_grams, strict=True))
             terms["tv"] = tv_loss(x)
             loss = (self.p.content_weight * terms["content"] + self.p.style_weight * terms["style"]
                     + self.p.tv_weight * terms["tv"])

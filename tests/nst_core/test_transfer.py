@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from nst_core.color import _RGB2YIQ
 from nst_core.errors import Canceled, InvalidParams, NstError
-from nst_core.losses import content_loss, gram, style_loss
+from nst_core.losses import content_loss, style_loss, style_target
 from nst_core.params import STYLE_LAYERS_DEFAULT, StyleParams
 from nst_core.progress import Progress
 from nst_core.transfer import scale_dims, to_tensor
@@ -48,7 +48,7 @@ def style_distance(extractor, image: Image.Image, style: Image.Image) -> float:
     x = to_tensor(image, image.size, cpu)
     s = to_tensor(style, scale_dims(style.size, max(image.size)), cpu)
     with torch.no_grad():
-        targets = {k: gram(v) for k, v in extractor(s, LAYERS).items()}
+        targets = {k: style_target(v) for k, v in extractor(s, LAYERS).items()}
         return style_loss(extractor(x, LAYERS), targets, LAYERS).item()
 
 
