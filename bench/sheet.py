@@ -113,6 +113,8 @@ def main() -> None:
     parser.add_argument("--pastiche-steps", type=int, default=300, help="0: no pastiche column")
     parser.add_argument("--pastiche-contents", nargs="+", default=list(CONTENTS),
                         help="contents whose figure-style rows get a pastiche cell")
+    parser.add_argument("--cached-pastiche-only", action="store_true",
+                        help="show pastiche only where a result is kept already (bench/run.py keeps its own)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "sheet")
     args = parser.parse_args()
     if not SHARED.is_dir():
@@ -129,8 +131,10 @@ def main() -> None:
             row: list[tuple[Path | None, str]] = [(content, c), (style, s)]
             row += [(our_cell(content, style, p, args.size, cells, digest), p) for p in args.presets]
             if args.pastiche_steps and s in FIGURE_STYLES and c in args.pastiche_contents:
-                row.append((pastiche_cell(content, style, args.size, args.pastiche_steps, cells),
-                            f"pastiche {args.pastiche_steps}"))
+                kept = pastiche_path(content, style, args.size, args.pastiche_steps, cells)
+                if kept.exists() or not args.cached_pastiche_only:
+                    row.append((pastiche_cell(content, style, args.size, args.pastiche_steps, cells),
+                                f"pastiche {args.pastiche_steps}"))
             rows.append(row)
         pages[c] = rows
         page = args.out / f"sheet-{c}.png"
