@@ -1,4 +1,5 @@
-"""`nst up`: Redis (configured, or an embedded redis-server), the API and workers in one tree.
+"""`nst up`: Redis (configured, or an embedded redis-server), the API, workers and the webhook
+deliverer in one tree.
 
 Children are plain subprocesses of this one; Ctrl-C or SIGTERM stops them all, workers first
 (so running jobs are handed back), Redis last.
@@ -135,6 +136,14 @@ class ServiceStack:
             wait_until(lambda: b" ready." in log.read_bytes(), timeout, proc)
         return proc
 
+    def start_webhooks(self, *, wait: bool = True, timeout: float = 60) -> subprocess.Popen:
+        """Start the webhook deliverer; with a log, wait until it consumes its queue."""
+        proc = self.spawn("webhooks", "--concurrency", "4")
+        if wait and self.log_dir is not None:
+            log = self.logs[-1]
+            wait_until(lambda: b" ready." in log.read_bytes(), timeout, proc)
+        return proc
+
     def log_lines(self, kind: str, needle: str) -> list[str]:
         """Lines of every `kind` process log that contain `needle`."""
         return [line for log in self.logs if log.name.startswith(kind)
@@ -175,6 +184,7 @@ def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_di
         stack.start_api(port, host=host, ready="/readyz")
         for _ in range(workers):
             stack.start_worker(wait=False)
+        stack.start_webhooks(wait=False)
         print(f"nst is up: {stack.url} (web page: {stack.url}/, API docs: {stack.url}/docs); "
               "Ctrl-C stops it", flush=True)
         return _supervise(stack.procs)
