@@ -130,15 +130,15 @@ class ServiceStack:
 
     def start_worker(self, *, wait: bool = True, timeout: float = 120) -> subprocess.Popen:
         """Start one worker (concurrency 1); with a log, wait until it consumes the queue."""
-        proc = self.spawn("worker", "--concurrency", "1")
-        if wait and self.log_dir is not None:
-            log = self.logs[-1]
-            wait_until(lambda: b" ready." in log.read_bytes(), timeout, proc)
-        return proc
+        return self._start_celery("worker", "1", wait, timeout)
 
     def start_webhooks(self, *, wait: bool = True, timeout: float = 60) -> subprocess.Popen:
         """Start the webhook deliverer; with a log, wait until it consumes its queue."""
-        proc = self.spawn("webhooks", "--concurrency", "4")
+        return self._start_celery("webhooks", "4", wait, timeout)
+
+    def _start_celery(self, kind: str, concurrency: str, wait: bool, timeout: float
+                      ) -> subprocess.Popen:
+        proc = self.spawn(kind, "--concurrency", concurrency)
         if wait and self.log_dir is not None:
             log = self.logs[-1]
             wait_until(lambda: b" ready." in log.read_bytes(), timeout, proc)
