@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from api.errors import install_error_handlers
 from api.metrics import observe_request
-from api.routes import health, jobs
+from api.routes import delete, events, health, jobs, presets
 from api.web import install_web
 from service.logs import configure_logging
 from service.settings import Settings, get_settings
@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(_observe)
     app.include_router(jobs.router)
+    app.include_router(delete.router)
+    app.include_router(events.router)
+    app.include_router(presets.router)
     app.include_router(health.router)
     install_web(app)
     return app

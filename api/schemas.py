@@ -41,6 +41,25 @@ class JobLinks(BaseModel):
     cancel: str
 
 
+class WebhookDelivery(BaseModel):
+    """Delivery state of one webhook event of a job."""
+
+    state: str = Field(description="pending | delivered | failed")
+    attempts: int = 0
+    last_status: int | None = Field(None, description="HTTP status of the last try, if any.")
+    last_error: str | None = Field(None, description="Why the last try failed without a status.")
+    delivered_at: datetime | None = None
+
+
+class WebhookView(BaseModel):
+    """Where the job's events are delivered, and how each delivery went."""
+
+    url: str
+    events: list[str]
+    deliveries: dict[str, WebhookDelivery] = Field(
+        description="Per event (start, progress, completed); progress shows the latest one.")
+
+
 class JobView(BaseModel):
     """A job as clients see it."""
 
@@ -56,6 +75,9 @@ class JobView(BaseModel):
     progress: JobProgress | None
     error: JobError | None
     params: dict[str, Any] = Field(description="The effective parameters, defaults filled in.")
+    expires_at: datetime | None = Field(
+        None, description="When the record, the uploads and the result are removed.")
+    webhook: WebhookView | None = None
     links: JobLinks
 
 

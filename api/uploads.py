@@ -30,6 +30,8 @@ class JobForm:
     content: bytes = b""
     styles: list[bytes] = field(default_factory=list)
     params: str | None = None
+    webhook: str | None = None
+    webhook_events: str | None = None
 
 
 def body_limit(settings: Settings) -> int:
@@ -77,7 +79,7 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
         request.headers,
         _limited(request, limit, tail),
         max_files=settings.max_styles + 2,  # one over the limit still gets a precise error
-        max_fields=4,
+        max_fields=6,
         max_part_size=PARAMS_PART_BYTES,
     )
     try:
@@ -101,6 +103,10 @@ async def _collect(items: list[tuple[str, str | UploadFile]], settings: Settings
                 raise ApiError(422, "invalid_params", "params must be one JSON text field",
                                field="params")
             parts.params = value
+        elif name in ("webhook", "webhook_events"):
+            if not isinstance(value, str) or getattr(parts, name) is not None:
+                raise ApiError(422, "invalid_webhook", f"{name} must be one text field", field=name)
+            setattr(parts, name, value)
         elif name in ("content", "style"):
             if not isinstance(value, UploadFile):
                 raise ApiError(422, "invalid_image", f"{name} must be a file part", field=name)

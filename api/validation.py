@@ -13,6 +13,7 @@ from nst_core.errors import ImageError
 from nst_core.image import decode_image, encode_image
 from nst_core.params import StyleParams
 from service.settings import Settings
+from service.webhooks import WebhookRefused, check_url, parse_events
 
 
 def parse_params(raw: str | None, n_styles: int, settings: Settings) -> StyleParams:
@@ -72,3 +73,23 @@ def request_digest(params: StyleParams, content: bytes, styles: list[bytes]) -> 
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
+
+
+def parse_webhook(url: str | None, events: str | None, settings: Settings) -> tuple[str, str] | None:
+    """(url, comma-separated events) from the form, or None; 422 `invalid_webhook` if refused."""
+    if url is None:
+        if events is not None:
+            raise ApiError(422, "invalid_webhook", "webhook_events needs a webhook",
+                           field="webhook_events")
+        return None
+    if not settings.webhook_secrets():
+        raise ApiError(422, "invalid_webhook", "webhooks are not enabled on this server "
+                                               "(no NST_WEBHOOK_SECRET)", field="webhook")
+    try:
+        check_url(url, settings.webhook_hosts())
+    except WebhookRefused as e:
+        raise ApiError(422, "invalid_webhook", str(e), field="webhook") from e
+    try:
+        return url, ",".join(parse_events(events))
+    except WebhookRefused as e:
+        raise ApiError(422, "invalid_webhook", str(e), field="webhook_events") from e

@@ -1,4 +1,4 @@
-"""The `nst` command: stylize (engine only), api, worker, up (whole stack), submit (client)."""
+"""The `nst` command: stylize (engine only), api, worker, webhooks, up (whole stack), submit."""
 
 from __future__ import annotations
 
@@ -45,6 +45,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     app.worker_main([
         "worker", "--pool=prefork", f"--concurrency={args.concurrency}", "-Q", settings.queue,
         f"--loglevel={settings.log_level}", "-n", f"nst-{os.getpid()}@{socket.gethostname()}",
+        "--without-gossip", "--without-mingle",
+    ])
+    return 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """Deliver webhooks: a light Celery worker (threads, no torch) on NST_WEBHOOK_QUEUE."""
+    from service.logs import configure_logging
+    from webhooks.app import app
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    app.worker_main([
+        "worker", "--pool=threads", f"--concurrency={args.concurrency}",
+        "-Q", settings.webhook_queue, f"--loglevel={settings.log_level}",
+        "-n", f"nst-webhooks-{os.getpid()}@{socket.gethostname()}",
         "--without-gossip", "--without-mingle",
     ])
     return 0
@@ -129,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a Celery worker")
     worker.add_argument("--concurrency", type=int, default=1, help="pool processes (one per GPU)")
     worker.set_defaults(func=cmd_worker)
+
+    webhooks = sub.add_parser("webhooks", help="deliver webhooks (no torch; not on GPU hosts)")
+    webhooks.add_argument("--concurrency", type=int, default=8, help="deliveries at once")
+    webhooks.set_defaults(func=cmd_webhooks)
 
     up = sub.add_parser("up", help="run Redis (embedded unless NST_REDIS_URL), API and workers")
     up.add_argument("--host", default="127.0.0.1")

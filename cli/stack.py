@@ -1,4 +1,5 @@
-"""`nst up`: Redis (configured, or an embedded redis-server), the API and workers in one tree.
+"""`nst up`: Redis (configured, or an embedded redis-server), the API, workers and the webhook
+deliverer in one tree.
 
 Children are plain subprocesses of this one; Ctrl-C or SIGTERM stops them all, workers first
 (so running jobs are handed back), Redis last.
@@ -129,7 +130,15 @@ class ServiceStack:
 
     def start_worker(self, *, wait: bool = True, timeout: float = 120) -> subprocess.Popen:
         """Start one worker (concurrency 1); with a log, wait until it consumes the queue."""
-        proc = self.spawn("worker", "--concurrency", "1")
+        return self._start_celery("worker", "1", wait, timeout)
+
+    def start_webhooks(self, *, wait: bool = True, timeout: float = 60) -> subprocess.Popen:
+        """Start the webhook deliverer; with a log, wait until it consumes its queue."""
+        return self._start_celery("webhooks", "4", wait, timeout)
+
+    def _start_celery(self, kind: str, concurrency: str, wait: bool, timeout: float
+                      ) -> subprocess.Popen:
+        proc = self.spawn(kind, "--concurrency", concurrency)
         if wait and self.log_dir is not None:
             log = self.logs[-1]
             wait_until(lambda: b" ready." in log.read_bytes(), timeout, proc)
@@ -175,6 +184,7 @@ def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_di
         stack.start_api(port, host=host, ready="/readyz")
         for _ in range(workers):
             stack.start_worker(wait=False)
+        stack.start_webhooks(wait=False)
         print(f"nst is up: {stack.url} (web page: {stack.url}/, API docs: {stack.url}/docs); "
               "Ctrl-C stops it", flush=True)
         return _supervise(stack.procs)

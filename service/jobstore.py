@@ -7,6 +7,8 @@ Keys (all under a prefix, default `nst:`):
   queued / running       sorted sets: queued by enqueue time, running by lease expiry
   idem:{t}:{sha256(key)} "body_hash job_id" for Idempotency-Key
   count:{status}         total jobs that ended in each terminal status
+  job:{id}:events        stream of the job's status and progress events (GET .../events)
+  webhooks:due           sorted set, score = due time: the webhook outbox (webhooks/)
 
 Every status transition is one Lua script, so two workers, the reaper and the API never
 interleave halfway through one. Timestamps come from Redis' clock so leases agree across hosts.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -26,6 +28,7 @@ import redis
 from service.contract import TERMINAL, JobProgress, JobStatus, lua_is_terminal
 
 DEFAULT_PREFIX = "nst:"
+PROGRESS_WEBHOOK_INTERVAL = 5.0  # seconds: the least gap between two progress webhooks of a job
 
 # Shared head of every script: the clock, and the one way a job reaches a terminal status.
 _PRELUDE = """
@@ -33,21 +36,42 @@ local prefix = ARGV[1]
 local job = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- Every status and progress change goes to the job's event stream, and to the webhook outbox
+-- when the job asked for that event, in the script of the transition itself: none is lost.
+local function emit(kind, hook, hook_type)
+  local h = redis.call('HMGET', job, 'id', 'status', 'progress', 'error_code', 'error_message',
+                       'webhook', 'webhook_events')
+  local stream = job .. ':events'
+  local sid = redis.call('XADD', stream, 'MAXLEN', '~', 1000, '*', 'kind', kind, 'status', h[2],
+                         'progress', h[3] or '', 'error_code', h[4] or '', 'error_message', h[5] or '')
+  local ttl = redis.call('TTL', job)
+  if ttl > 0 then redis.call('EXPIRE', stream, ttl) end
+  if hook ~= '' and h[6] and string.find(',' .. (h[7] or '') .. ',', ',' .. hook .. ',', 1, true) then
+    redis.call('ZADD', prefix .. 'webhooks:due', now, h[1] .. '|' .. hook .. '|' .. hook_type .. '|' .. sid)
+    if hook ~= 'progress' then
+      redis.call('HSET', job, 'webhook:' .. hook, cjson.encode({state = 'pending', attempts = 0}))
+    end
+  end
+end
 local function finish(status, code, message)
   local id = redis.call('HGET', job, 'id')
   local tenant = redis.call('HGET', job, 'tenant')
-  redis.call('HSET', job, 'status', status, 'finished_at', now, 'cancel_requested', '0')
+  -- cancel_requested stays true on a job that ended canceled: the request was honored
+  redis.call('HSET', job, 'status', status, 'finished_at', now,
+             'cancel_requested', status == 'canceled' and '1' or '0')
   if code ~= '' then redis.call('HSET', job, 'error_code', code, 'error_message', message) end
   redis.call('HDEL', job, 'lease_until')
   redis.call('ZREM', prefix .. 'queued', id)
   redis.call('ZREM', prefix .. 'running', id)
   redis.call('SREM', prefix .. 'tenant:' .. tenant .. ':active', id)
   redis.call('INCR', prefix .. 'count:' .. status)
+  emit('status', 'completed', 'job.' .. status)
 end
 """ + lua_is_terminal()
 
 _CREATE = _PRELUDE + """
--- ARGV: prefix, id, tenant, params, inputs, ttl, max_active, max_queue, idem_key, idem_value
+-- ARGV: prefix, id, tenant, params, inputs, ttl, max_active, max_queue, idem_key, idem_value,
+--       webhook url, webhook events (both '' for none)
 local id, tenant = ARGV[2], ARGV[3]
 local ttl = tonumber(ARGV[6])
 if ARGV[9] ~= '' then
@@ -66,7 +90,10 @@ if redis.call('ZCARD', prefix .. 'queued') >= tonumber(ARGV[8]) then return {'qu
 local seq = redis.call('INCR', prefix .. 'seq')
 redis.call('HSET', job, 'id', id, 'tenant', tenant, 'status', 'queued', 'params', ARGV[4],
   'inputs', ARGV[5], 'created_at', now, 'attempts', 0, 'seq', seq)
+redis.call('HSET', job, 'expires_at', now + ttl)
+if ARGV[11] ~= '' then redis.call('HSET', job, 'webhook', ARGV[11], 'webhook_events', ARGV[12]) end
 redis.call('EXPIRE', job, ttl)
+emit('status', '', '')
 local index = prefix .. 'tenant:' .. tenant .. ':jobs'
 redis.call('ZADD', index, seq, id)
 redis.call('EXPIRE', index, ttl)
@@ -102,6 +129,9 @@ local wait = ''
 if not redis.call('HGET', job, 'started_at') then
   redis.call('HSET', job, 'started_at', now)
   wait = tostring(now - tonumber(redis.call('HGET', job, 'created_at')))
+  emit('status', 'start', 'job.started')
+else
+  emit('status', '', '')
 end
 redis.call('ZREM', prefix .. 'queued', id)
 redis.call('ZADD', prefix .. 'running', until_, id)
@@ -109,13 +139,24 @@ return {'claimed', wait}
 """
 
 _TOUCH = _PRELUDE + """
--- ARGV: prefix, token, lease_seconds, progress_json, preview_key (both '' for none)
+-- ARGV: prefix, token, lease_seconds, progress_json, preview_key (both '' for none),
+--       seconds between progress webhooks
 if redis.call('HGET', job, 'status') ~= 'running'
    or redis.call('HGET', job, 'attempt_token') ~= ARGV[2] then return 'lost' end
 local until_ = now + tonumber(ARGV[3])
 redis.call('HSET', job, 'lease_until', until_)
 redis.call('ZADD', prefix .. 'running', until_, redis.call('HGET', job, 'id'))
-if ARGV[4] ~= '' then redis.call('HSET', job, 'progress', ARGV[4]) end
+if ARGV[4] ~= '' then
+  redis.call('HSET', job, 'progress', ARGV[4])
+  -- progress webhooks at most every ARGV[6] seconds; the stream gets every write
+  local last = tonumber(redis.call('HGET', job, 'webhook_progress_at') or '0')
+  if now - last >= tonumber(ARGV[6]) then
+    redis.call('HSET', job, 'webhook_progress_at', now)
+    emit('progress', 'progress', 'job.progress')
+  else
+    emit('progress', '', '')
+  end
+end
 if ARGV[5] ~= '' then redis.call('HSET', job, 'preview_key', ARGV[5]) end
 if redis.call('HGET', job, 'cancel_requested') == '1' then return 'cancel' end
 return 'ok'
@@ -170,7 +211,20 @@ redis.call('HSET', job, 'status', 'queued', 'attempt_token', '')
 redis.call('HDEL', job, 'lease_until', 'preview_key')
 redis.call('ZREM', prefix .. 'running', ARGV[4])
 redis.call('ZADD', prefix .. 'queued', now, ARGV[4])
+emit('status', '', '')
 return 'requeued'
+"""
+
+_DELETE = _PRELUDE + """
+-- ARGV: prefix, id. The record and its indexes; an attempt still running finds itself `lost`.
+if redis.call('EXISTS', job) == 0 then return 0 end
+local tenant = redis.call('HGET', job, 'tenant')
+redis.call('DEL', job, job .. ':events')
+redis.call('ZREM', prefix .. 'queued', ARGV[2])
+redis.call('ZREM', prefix .. 'running', ARGV[2])
+redis.call('ZREM', prefix .. 'tenant:' .. tenant .. ':jobs', ARGV[2])
+redis.call('SREM', prefix .. 'tenant:' .. tenant .. ':active', ARGV[2])
+return 1
 """
 
 _LIST = """
@@ -260,6 +314,10 @@ class Job:
     result_etag: str | None = None
     preview_key: str | None = None
     cancel_requested: bool = False
+    expires_at: float | None = None
+    webhook: str | None = None
+    webhook_events: tuple[str, ...] = ()
+    webhook_deliveries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -285,6 +343,11 @@ class Job:
             result_etag=h.get("result_etag") or None,
             preview_key=h.get("preview_key") or None,
             cancel_requested=h.get("cancel_requested") == "1",
+            expires_at=num("expires_at"),
+            webhook=h.get("webhook") or None,
+            webhook_events=tuple(filter(None, h.get("webhook_events", "").split(","))),
+            webhook_deliveries={k.removeprefix("webhook:"): json.loads(v) for k, v in h.items()
+                                if k.startswith("webhook:")},
         )
 
     @property
@@ -324,6 +387,7 @@ class JobStore:
         self._reap = client.register_script(_REAP)
         self._resend = client.register_script(_RESEND)
         self._list = client.register_script(_LIST)
+        self._delete = client.register_script(_DELETE)
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -349,9 +413,10 @@ class JobStore:
         max_active: int,
         max_queue: int,
         idempotency: tuple[str, str] | None = None,
+        webhook: tuple[str, str] | None = None,
     ) -> Job | None:
         """Record a queued job and return it; for a replayed request, the earlier job (None if
-        it expired). `idempotency` is (key, body_hash).
+        it expired). `idempotency` is (key, body_hash); `webhook` is (url, comma-separated events).
 
         Raises TenantLimit, QueueFull, IdempotencyConflict.
         """
@@ -360,7 +425,7 @@ class JobStore:
         out = self._create(
             keys=[self._job_key(job_id)],
             args=[self.prefix, job_id, tenant, json.dumps(params), json.dumps(inputs), ttl,
-                  max_active, max_queue, idem_key, idem_value],
+                  max_active, max_queue, idem_key, idem_value, *(webhook or ("", ""))],
         )
         outcome, seen, record = (*out, "", [])[:3]
         if outcome == "tenant_limit":
@@ -394,6 +459,14 @@ class JobStore:
         """
         status, record = self._cancel(keys=[self._job_key(job_id)], args=[self.prefix])
         return status, _pairs_job(record) if record else None
+
+    def delete(self, job_id: str) -> bool:
+        """Remove the record, its event stream and its index entries; False if it was gone."""
+        return bool(self._delete(keys=[self._job_key(job_id)], args=[self.prefix, job_id]))
+
+    def events_key(self, job_id: str) -> str:
+        """The job's Redis Stream of status and progress events."""
+        return f"{self._job_key(job_id)}:events"
 
     def queue_depth(self) -> int:
         """Jobs waiting for a worker, all tenants."""
@@ -435,7 +508,8 @@ class JobStore:
         return self._touch(
             keys=[self._job_key(job_id)],
             args=[self.prefix, token, lease_seconds,
-                  progress.model_dump_json() if progress else "", preview_key or ""],
+                  progress.model_dump_json() if progress else "", preview_key or "",
+                  PROGRESS_WEBHOOK_INTERVAL],
         )
 
     def verdict(self, job_id: str, token: str) -> str:

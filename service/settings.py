@@ -70,6 +70,21 @@ class Settings(BaseSettings):
     )
     progress_interval_seconds: float = Field(0.25, ge=0, description="Throttle of progress writes.")
 
+    # Webhooks (delivered by `nst webhooks`, see webhooks/) and the event stream.
+    webhook_secret: str = Field(
+        "", repr=False, description="whsec_... secrets, comma-separated; all sign (rotation).")
+    webhook_allowed_hosts: str = Field(
+        "", description="Hosts exempt from the SSRF guard (comma-separated), e.g. an internal one.")
+    webhook_queue: str = Field("nst-webhooks", description="The Celery queue of deliveries.")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Connect and read timeout.")
+    webhook_retry_base_seconds: float = Field(10.0, gt=0, description="First retry delay.")
+    webhook_retry_max_delay_seconds: float = Field(1800.0, gt=0, description="Longest delay.")
+    webhook_retry_window_seconds: float = Field(
+        8 * 3600.0, gt=0, description="Retries stop this long after the first try.")
+    webhook_poll_seconds: float = Field(0.5, gt=0, description="How often due deliveries are sent.")
+    sse_heartbeat_seconds: float = Field(15.0, gt=0, description="Comment lines on idle streams.")
+    max_streams_per_tenant: int = Field(5, ge=1, description="Open event streams per tenant.")
+
     log_level: str = "INFO"
 
     @field_validator("redis_url", "s3_bucket", "s3_endpoint_url", mode="before")
@@ -110,6 +125,15 @@ class Settings(BaseSettings):
     def open_mode(self) -> bool:
         """No API keys configured: anyone on loopback may call the API."""
         return not self.api_keys.strip()
+
+    def webhook_secrets(self) -> list[str]:
+        """Every configured webhook secret; deliveries are signed with each (rotation)."""
+        return [p.strip() for p in self.webhook_secret.split(",") if p.strip()]
+
+    def webhook_hosts(self) -> frozenset[str]:
+        """NST_WEBHOOK_ALLOWED_HOSTS, lower-cased, brackets off IPv6 literals."""
+        return frozenset(h.strip().strip("[]").lower()
+                         for h in self.webhook_allowed_hosts.split(",") if h.strip())
 
     def tenant_by_key(self) -> dict[str, str]:
         """Parse NST_API_KEYS into {key: tenant}; a tenant may have several keys (rotation)."""

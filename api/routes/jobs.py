@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CeleryDep, ResultsDep, SettingsDep, StoreDep, TenantDep
 from api.errors import ApiError, error_docs
-from api.schemas import JobError, JobLinks, JobList, JobView, maybe_timestamp, timestamp
+from api.schemas import JobError, JobLinks, JobList, JobView, WebhookView, maybe_timestamp, timestamp
 from api.uploads import JobForm, read_job_form
-from api.validation import parse_params, reencode_image, request_digest
+from api.validation import parse_params, parse_webhook, reencode_image, request_digest
 from nst_core.image import MEDIA_TYPES, decode_image, encode_image
+from nst_core.params import StyleParams
 from service.contract import JobStatus
 from service.jobstore import Job, JobStore, StoreError, new_job_id
 from service.queue import enqueue
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(description="The id returned at creation.", max_length=64)]
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+RESULT_MAX_AGE = 86400  # seconds a client may cache a result (less near the job's expiry)
 
 # The multipart body, described by hand because the route reads the stream itself.
 _CREATE_BODY = {
@@ -47,6 +49,11 @@ _CREATE_BODY = {
                         "params": {"type": "string",
                                    "description": "JSON object of StyleParams, e.g. "
                                                   '{"size": 512, "preset": "fast"}.'},
+                        "webhook": {"type": "string", "format": "uri",
+                                    "description": "An http(s) URL to POST signed events to."},
+                        "webhook_events": {"type": "string",
+                                           "description": "Comma-separated: start, progress, "
+                                                          "completed (default completed)."},
                     },
                 }
             }
@@ -73,10 +80,22 @@ def job_view(job: Job) -> JobView:
         progress=job.progress,
         error=JobError(code=job.error_code, message=job.error_message or "")
         if job.error_code else None,
-        params=job.params,
+        params=effective_params(job.params),
+        expires_at=maybe_timestamp(job.expires_at),
+        webhook=WebhookView(url=job.webhook, events=list(job.webhook_events),
+                            deliveries=job.webhook_deliveries) if job.webhook else None,
         links=JobLinks(self=base, result=f"{base}/result", preview=f"{base}/preview",
                        cancel=f"{base}/cancel"),
     )
+
+
+def effective_params(params: dict) -> dict:
+    """The stored params with the schedule the run uses filled in (scales and iterations)."""
+    try:
+        schedule = StyleParams.model_validate(params).schedule()
+    except ValueError:  # a record written by another version: show it as stored
+        return params
+    return {**params, "scales": list(schedule.sizes), "iterations": list(schedule.iterations)}
 
 
 def owned_job(store: JobStore, tenant: str, job_id: str) -> Job:
@@ -127,6 +146,7 @@ async def create_job(
 def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: SettingsDep,
             store: JobStore, results: ResultsDep, celery: CeleryDep) -> JSONResponse:
     params = parse_params(form.params, len(form.styles), settings)
+    webhook = parse_webhook(form.webhook, form.webhook_events, settings)
     digest = request_digest(params, form.content, form.styles)
     if idempotency_key and (earlier := store.find_idempotent(tenant, idempotency_key, digest)):
         return _replay(owned_job(store, tenant, earlier))  # before decoding: a retry is free
@@ -144,6 +164,7 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
             max_active=settings.max_active_jobs_per_tenant,
             max_queue=settings.max_queue_depth,
             idempotency=(idempotency_key, digest) if idempotency_key else None,
+            webhook=webhook,
         )
     except StoreError:  # over a limit or an idempotency conflict: drop the uploads
         results.delete_prefix(f"uploads/{job_id}")
@@ -228,7 +249,7 @@ def get_result(
         raise ApiError(409, "job_not_succeeded", f"the job is {job.status}; no result",
                        job_status=job.status)
     etag = f'"{job.result_etag}-{format}"'
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    headers = {"ETag": etag, "Cache-Control": f"private, max-age={_max_age(job)}"}
     if if_none_match and etag in (t.strip() for t in if_none_match.split(",")):
         return Response(status_code=304, headers=headers)
     data = _read(results, job.result_key)
@@ -251,6 +272,12 @@ def get_preview(job_id: JobId, store: StoreDep, results: ResultsDep, tenant: Ten
                        job_status=job.status)
     return Response(_read(results, job.preview_key), media_type="image/png",
                     headers={"Cache-Control": "no-store"})
+
+
+def _max_age(job: Job) -> int:
+    """A day, but never past the job's expiry (then the result is gone)."""
+    left = job.expires_at - time.time() if job.expires_at else RESULT_MAX_AGE
+    return max(0, min(RESULT_MAX_AGE, int(left)))
 
 
 def _read(results: ResultsDep, key: str) -> bytes:

@@ -22,9 +22,9 @@ def compose() -> dict:
 
 def test_services_and_profiles(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "api", "worker", "flower"}
+    assert set(services) == {"redis", "api", "worker", "webhooks", "flower"}
     assert services["flower"]["profiles"] == ["monitoring"]
-    for name in ("redis", "api", "worker"):
+    for name in ("redis", "api", "worker", "webhooks"):
         assert "test" in services[name]["healthcheck"], name
 
 

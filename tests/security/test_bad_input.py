@@ -122,7 +122,7 @@ CASES = [
     posting("params-as-file", 422, "invalid_params",
             [*job_parts(params=None), Part("params", TINY_PARAMS.encode(), "p.json")]),
     posting("too-many-text-fields", 422, "invalid_multipart",
-            job_parts(extra=tuple(Part(f"f{i}", b"x", None) for i in range(5)))),
+            job_parts(extra=tuple(Part(f"f{i}", b"x", None) for i in range(7)))),
     posting("part-name-control-chars", 422, "unknown_field",
             job_parts(extra=(Part("sty\x00le\x1b", STYLE, "s.png"),))),
     params("params-over-64-kib", '{"seed": 1, "pad": "' + "x" * 70000 + '"}',

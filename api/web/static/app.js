@@ -1,6 +1,6 @@
 // The page's behaviour: plain JS against the public REST API (/v1/jobs), nothing else.
-// Job updates come from watchJob(): polling today; an EventSource on /v1/jobs/{id}/events
-// replaces that one function when the server offers it.
+// Job updates come from watchJob(): an EventSource on /v1/jobs/{id}/events, polling when the
+// stream is refused or the browser has no EventSource.
 "use strict";
 
 (() => {
@@ -233,8 +233,36 @@
   // --- one job ----------------------------------------------------------------------------------
 
   // The one place that knows how job updates arrive: calls onView(view) for each new state of
-  // the job until it finishes or the returned stop() is called. Polling GET /v1/jobs/{id}.
+  // the job until it finishes or the returned stop() is called.
   function watchJob(id, onView, onError) {
+    if (!window.EventSource) return pollJob(id, onView, onError);
+    let stopped = false, view = null, stopPoll = null;
+    const key = sessionStorage.getItem(API_KEY_KEY);
+    // EventSource cannot send headers: the key goes in the query, accepted on this route only.
+    const source = new EventSource(`/v1/jobs/${id}/events` + (key ? `?access_token=${encodeURIComponent(key)}` : ""));
+    const fallBack = () => {  // the stream is refused or unavailable: poll instead
+      source.close();
+      if (!stopped && !stopPoll) stopPoll = pollJob(id, onView, onError);
+    };
+    const onEvent = async (e) => {
+      const data = JSON.parse(e.data);
+      try {
+        // The stream carries status and progress; the rest of the view comes from one GET at
+        // the start and one at the end (result links, timings).
+        if (!view || FINISHED.has(data.status)) view = await (await api(`/v1/jobs/${id}`)).json();
+      } catch (err) { if (!stopped) onError(err); fallBack(); return; }
+      if (stopped) return;
+      if (!FINISHED.has(view.status)) view = { ...view, status: data.status, progress: data.progress || view.progress, error: data.error };
+      onView(view);
+      if (FINISHED.has(view.status)) source.close();
+    };
+    source.addEventListener("status", onEvent);
+    source.addEventListener("progress", onEvent);
+    source.onerror = () => { if (source.readyState === EventSource.CLOSED) fallBack(); };  // else it reconnects
+    return () => { stopped = true; source.close(); if (stopPoll) stopPoll(); };
+  }
+
+  function pollJob(id, onView, onError) {
     let stopped = false, timer = null;
     const tick = async () => {
       try {

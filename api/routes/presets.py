@@ -1,0 +1,57 @@
+"""GET /v1/presets: the engine's presets with a measured typical time, and the service limits."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.deps import SettingsDep, TenantDep
+from api.errors import error_docs
+from nst_core.params import PRESETS, StyleParams
+
+router = APIRouter(prefix="/v1", tags=["service"])
+
+# Wall seconds of one job at 512 px on the project's 2-core CPU machine, tübingen × starry night,
+# one process per run (bench/RESULTS.md, `make bench`). Re-measure when PRESETS are retuned.
+TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 12.4, "balanced": 19.2, "high": 35.1}
+
+
+class PresetView(BaseModel):
+    """One point on the time-quality curve."""
+
+    name: str
+    scales: list[float] = Field(description="Long side of each scale as a fraction of `size`.")
+    iterations: list[int] = Field(description="Iterations at each scale.")
+    typical_seconds_512_cpu: float | None = Field(
+        description="Measured wall time at size 512 on a 2-core CPU (bench/RESULTS.md).")
+
+
+class Limits(BaseModel):
+    """What this deployment accepts."""
+
+    max_size: int
+    max_styles: int
+    max_upload_bytes: int
+    max_steps: int = Field(description="Most iterations of one job, all scales together.")
+
+
+class PresetList(BaseModel):
+    """The presets and the service limits."""
+
+    presets: list[PresetView]
+    default: str
+    limits: Limits
+
+
+@router.get("/presets", response_model=PresetList, summary="Presets and service limits",
+            responses=error_docs(401))
+def list_presets(settings: SettingsDep, tenant: TenantDep) -> PresetList:
+    """Each preset's schedule (read from the engine) and typical time, and the limits."""
+    return PresetList(
+        presets=[PresetView(name=name, scales=list(fractions), iterations=list(iterations),
+                            typical_seconds_512_cpu=TYPICAL_SECONDS_512_CPU.get(name))
+                 for name, (fractions, iterations) in PRESETS.items()],
+        default=StyleParams.model_fields["preset"].default,
+        limits=Limits(max_size=settings.max_size, max_styles=settings.max_styles,
+                      max_upload_bytes=settings.max_upload_bytes, max_steps=settings.max_steps),
+    )
