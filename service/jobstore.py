@@ -5,6 +5,7 @@ Keys (all under a prefix, default `nst:`):
   tenant:{t}:jobs        sorted set, score = a global sequence number (newest first listing)
   tenant:{t}:active      set of the tenant's unfinished jobs (per-tenant cap)
   queued / running       sorted sets: queued by enqueue time, running by lease expiry
+  unsent                 sorted set: created jobs whose queue message is not known to be sent
   idem:{t}:{sha256(key)} "body_hash job_id" for Idempotency-Key
   count:{status}         total jobs that ended in each terminal status
 
@@ -72,6 +73,7 @@ redis.call('ZADD', index, seq, id)
 redis.call('EXPIRE', index, ttl)
 redis.call('SADD', active, id)
 redis.call('ZADD', prefix .. 'queued', now, id)
+redis.call('ZADD', prefix .. 'unsent', now, id)  -- until the API (or a reaper) publishes it
 if ARGV[9] ~= '' then redis.call('SET', ARGV[9], ARGV[10], 'EX', ttl) end
 return {'created', '', redis.call('HGETALL', job)}
 """
@@ -195,6 +197,20 @@ while true do
     end
   end
 end
+"""
+
+_SEND_UNSENT = """
+-- KEYS[1]: the unsent set. ARGV: prefix, id, age. 1 if the caller must publish the job now.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local since = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not since or tonumber(since) >= now - tonumber(ARGV[3]) then return 0 end
+if redis.call('HGET', ARGV[1] .. 'job:' .. ARGV[2], 'status') ~= 'queued' then
+  redis.call('ZREM', KEYS[1], ARGV[2])  -- claimed, finished or expired: nothing to send
+  return 0
+end
+redis.call('ZADD', KEYS[1], now, ARGV[2])  -- one caller per period; removed once sent
+return 1
 """
 
 _RESEND = """
@@ -323,6 +339,7 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
         self._reap = client.register_script(_REAP)
         self._resend = client.register_script(_RESEND)
+        self._send_unsent = client.register_script(_SEND_UNSENT)
         self._list = client.register_script(_LIST)
 
     def _job_key(self, job_id: str) -> str:
@@ -370,6 +387,18 @@ class JobStore:
         if outcome == "existing":
             _check_replay(seen, idempotency[1] if idempotency else "")
         return _pairs_job(record)
+
+    def mark_sent(self, job_id: str) -> None:
+        """The job's queue message was published: the reaper need not send it."""
+        self.r.zrem(f"{self.prefix}unsent", job_id)
+
+    def unsent(self, age: float) -> list[str]:
+        """Queued jobs created `age` seconds ago whose message was never confirmed sent (the API
+        died or the publish failed); each is handed to one caller per `age`, to publish."""
+        now_s, now_us = self.r.time()
+        key = f"{self.prefix}unsent"
+        ids = self.r.zrangebyscore(key, "-inf", now_s + now_us / 1e6 - age)
+        return [i for i in ids if self._send_unsent(keys=[key], args=[self.prefix, i, age])]
 
     def get(self, job_id: str) -> Job | None:
         """The job record, or None when unknown or expired."""

@@ -5,6 +5,7 @@ This is the only place that reads the environment; api/ and worker/ both import 
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -40,8 +41,9 @@ class Settings(BaseSettings):
         0, ge=0, description="CPU threads per worker process; 0 = cores / worker concurrency."
     )
 
-    # Auth: "key:tenant,key2:tenant"; empty means open mode on loopback only.
+    # Auth: "key:tenant,key2:tenant". No keys at all needs NST_OPEN_MODE=true (loopback only).
     api_keys: str = Field("", repr=False)
+    open_mode: bool = Field(False, description="No API keys: every caller is tenant 'public'.")
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -68,6 +70,9 @@ class Settings(BaseSettings):
     requeue_after_seconds: float = Field(
         900.0, gt=0, description="Re-send the message of a job queued this long (lost message)."
     )
+    unsent_after_seconds: float = Field(
+        5.0, gt=0, description="Publish a created job whose API did not (publish failed, API died)."
+    )
     progress_interval_seconds: float = Field(0.25, ge=0, description="Throttle of progress writes.")
 
     log_level: str = "INFO"
@@ -93,7 +98,8 @@ class Settings(BaseSettings):
             raise ValueError("NST_VISIBILITY_TIMEOUT must exceed NST_TASK_HARD_TIME_LIMIT")
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("NST_STORAGE=s3 needs NST_S3_BUCKET")
-        self.tenant_by_key()  # fail at start-up on a malformed NST_API_KEYS
+        if self.tenant_by_key() and self.open_mode:  # also fails on a malformed NST_API_KEYS
+            raise ValueError("NST_OPEN_MODE=true and NST_API_KEYS are exclusive: choose one")
         return self
 
     @property
@@ -106,20 +112,39 @@ class Settings(BaseSettings):
         """How often a running job renews its lease: several times per lease."""
         return self.lease_seconds / 3
 
-    @property
-    def open_mode(self) -> bool:
-        """No API keys configured: anyone on loopback may call the API."""
-        return not self.api_keys.strip()
+    def check_api_auth(self, host: str) -> None:
+        """Refuse to serve without keys unless open mode was chosen, and open mode off loopback."""
+        if not self.open_mode and not self.tenant_by_key():
+            raise ValueError("NST_API_KEYS is empty: set key:tenant pairs, or NST_OPEN_MODE=true "
+                             "to serve without auth on loopback")
+        if self.open_mode and not is_loopback(host):
+            raise ValueError(f"NST_OPEN_MODE=true serves without auth: loopback only, not {host!r}")
 
     def tenant_by_key(self) -> dict[str, str]:
-        """Parse NST_API_KEYS into {key: tenant}; a tenant may have several keys (rotation)."""
+        """Parse NST_API_KEYS into {key: tenant}; a tenant may have several keys (rotation).
+
+        Strict on purpose: a stray comma or a duplicate must stop the process, never mean "no auth".
+        """
+        if not self.api_keys.strip():
+            return {}
         pairs: dict[str, str] = {}
-        for item in filter(None, (p.strip() for p in self.api_keys.split(","))):
-            key, sep, tenant = item.rpartition(":")
-            if not sep or not key or not tenant:
-                raise ValueError("NST_API_KEYS must be comma-separated key:tenant pairs")
+        for n, item in enumerate(self.api_keys.split(","), start=1):
+            key, sep, tenant = item.strip().rpartition(":")
+            if not sep or not key.strip() or not tenant.strip():
+                raise ValueError(f"NST_API_KEYS item {n} is not key:tenant (empty key or tenant, "
+                                 "or a stray comma)")
+            if key in pairs:
+                raise ValueError(f"NST_API_KEYS item {n} repeats a key")
             pairs[key] = tenant
         return pairs
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

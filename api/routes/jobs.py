@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import time
 from typing import Annotated, Literal
@@ -23,6 +24,7 @@ from service.jobstore import Job, JobStore, StoreError, new_job_id
 from service.queue import enqueue
 from service.results import NotStored, upload_key
 
+log = logging.getLogger("nst.api")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(description="The id returned at creation.", max_length=64)]
@@ -151,10 +153,20 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
     if job is None or job.id != job_id:  # a concurrent request with the same key won the race
         results.delete_prefix(f"uploads/{job_id}")
         return _replay(owned(job, tenant))
-    # If publishing fails (Redis gone), the job stays queued and the workers' reaper re-sends it.
-    enqueue(celery, settings.queue, job_id)
+    _publish(celery, store, settings, job_id)
     return JSONResponse(job_view(job).model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def _publish(celery: CeleryDep, store: JobStore, settings: SettingsDep, job_id: str) -> None:
+    """Send the job to the workers. The job exists now, so a failure still answers 202: the
+    record stays in the `unsent` set and a worker's reaper publishes it within seconds."""
+    try:
+        enqueue(celery, settings.queue, job_id)
+        store.mark_sent(job_id)
+    except Exception:  # broker or Redis unreachable: the reaper sends it (a duplicate is a no-op)
+        log.warning("publish failed; the reaper will send the job", extra={"job_id": job_id},
+                    exc_info=True)
 
 
 def _store_inputs(results: ResultsDep, inputs: dict, content: bytes, styles: list[bytes]) -> None:

@@ -82,3 +82,15 @@ def test_the_reaper_thread_passes_and_sweeps(store: JobStore, results: LocalStor
     reaper.join(2)
     assert store.get(job_id).status == JobStatus.QUEUED
     assert not (results.root / "uploads").exists()  # swept, and its emptied folders
+
+
+def test_a_job_whose_publish_failed_is_sent_by_the_reaper(store: JobStore,
+                                                          settings: Settings) -> None:
+    """Issue 11 #3: created, never published (publish failed, or the API died): sent promptly."""
+    app = Published()
+    job_id = queued(store)
+    quick = settings.model_copy(update={"unsent_after_seconds": 0.1})
+    time.sleep(0.2)
+    assert reap_once(store, quick, app) == {job_id: "sent"}  # type: ignore[arg-type]
+    assert app.sent == [job_id] and store.unsent(0) == []
+    assert reap_once(store, quick, app) == {}  # type: ignore[arg-type]

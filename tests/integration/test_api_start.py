@@ -1,0 +1,34 @@
+"""`nst api` refuses to start on settings that would turn auth off (issue 11 #4)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.stack import ROOT
+
+
+def start_api(host: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `nst api` briefly; a refused configuration exits at once."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NST_")}
+    return subprocess.run([sys.executable, "-m", "cli.main", "api", "--host", host, "--port", "9"],
+                          env={**clean, **env}, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("keys", [",", " , ", "k1:alice,k1:bob", "k1:"])
+def test_malformed_keys_stop_the_api_with_a_message(keys: str) -> None:
+    out = start_api("127.0.0.2", NST_API_KEYS=keys)
+    assert out.returncode == 2 and "NST_API_KEYS item" in out.stderr, out.stderr
+
+
+@pytest.mark.timeout(60)
+def test_no_keys_without_open_mode_and_open_mode_off_loopback_are_refused() -> None:
+    out = start_api("127.0.0.2")
+    assert out.returncode == 2 and "NST_OPEN_MODE" in out.stderr, out.stderr
+    out = start_api("0.0.0.0", NST_OPEN_MODE="true")
+    assert out.returncode == 2 and "loopback only" in out.stderr, out.stderr
