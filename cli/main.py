@@ -21,8 +21,10 @@ log = logging.getLogger("nst.cli")
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API with uvicorn."""
+    import redis
     import uvicorn
 
+    from service import connections
     from service.logs import configure_logging
 
     settings = get_settings()
@@ -30,7 +32,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     try:
         settings.check_api_auth(host)
-    except ValueError as e:
+        connections.check_shared_store()  # uploads must land where the workers read them
+    except redis.RedisError:  # the API starts anyway and answers 503 until Redis is back
+        log.warning("Redis unreachable: the shared result store was not checked", exc_info=True)
+    except (ValueError, connections.StoreMismatch) as e:
         print(f"nst api: {e}", file=sys.stderr)
         return 2
     uvicorn.run("api.main:app", host=host, port=args.port or settings.port, log_config=None,

@@ -45,6 +45,12 @@ local function finish(status, code, message)
   redis.call('SREM', prefix .. 'tenant:' .. tenant .. ':active', id)
   redis.call('INCR', prefix .. 'count:' .. status)
 end
+local function requeue(id)  -- the attempt is over, not the job: another delivery runs it
+  redis.call('HSET', job, 'status', 'queued', 'attempt_token', '')
+  redis.call('HDEL', job, 'lease_until', 'preview_key')
+  redis.call('ZREM', prefix .. 'running', id)
+  redis.call('ZADD', prefix .. 'queued', now, id)
+end
 """ + lua_is_terminal()
 
 _CREATE = _PRELUDE + """
@@ -168,10 +174,21 @@ elseif tonumber(redis.call('HGET', job, 'attempts')) >= tonumber(ARGV[2]) then
   finish('failed', 'attempts_exhausted', 'the worker running the job was lost on every attempt')
   return 'exhausted'
 end
-redis.call('HSET', job, 'status', 'queued', 'attempt_token', '')
-redis.call('HDEL', job, 'lease_until', 'preview_key')
-redis.call('ZREM', prefix .. 'running', ARGV[4])
-redis.call('ZADD', prefix .. 'queued', now, ARGV[4])
+requeue(ARGV[4])
+return 'requeued'
+"""
+
+_RELEASE = _PRELUDE + """
+-- ARGV: prefix, token, max_attempts, error_code, error_message
+if redis.call('HGET', job, 'status') ~= 'running'
+   or redis.call('HGET', job, 'attempt_token') ~= ARGV[2] then return 'lost' end
+if tonumber(redis.call('HGET', job, 'attempts')) >= tonumber(ARGV[3]) then
+  finish('failed', ARGV[4], ARGV[5])
+  return 'failed'
+end
+local id = redis.call('HGET', job, 'id')
+requeue(id)
+redis.call('ZADD', prefix .. 'unsent', 0, id)  -- the next reaper pass publishes it
 return 'requeued'
 """
 
@@ -338,6 +355,7 @@ class JobStore:
         self._finish = client.register_script(_FINISH)
         self._cancel = client.register_script(_CANCEL)
         self._reap = client.register_script(_REAP)
+        self._release = client.register_script(_RELEASE)
         self._resend = client.register_script(_RESEND)
         self._send_unsent = client.register_script(_SEND_UNSENT)
         self._list = client.register_script(_LIST)
@@ -498,6 +516,13 @@ class JobStore:
                   progress.model_dump_json() if progress else ""],
         )
         return float(out[1]) if out[0] == "ok" else None
+
+    def release(self, job_id: str, token: str, *, max_attempts: int,
+                error: tuple[str, str]) -> str:
+        """Hand the job back after a retryable failure: `requeued` (the reaper sends it again),
+        `failed` with `error` when this was the last attempt, or `lost`."""
+        return self._release(keys=[self._job_key(job_id)],
+                             args=[self.prefix, token, max_attempts, *error])
 
     def stale_running(self) -> list[str]:
         """Running jobs whose lease has expired by the Redis clock."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from typing import Any
 
+import redis
 from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
 
 from service import connections
@@ -66,6 +68,21 @@ def _record_pool_size(instance: Any = None, **_: Any) -> None:
     # Whoever started the worker (`nst worker`, `celery -A worker.celery_app worker -c N`).
     global _pool_size
     _pool_size = max(1, int(getattr(instance, "concurrency", 1) or 1))
+    _check_store_or_exit()
+
+
+def _check_store_or_exit() -> None:
+    # A worker that cannot see the API's uploads would fail every job it takes: it must not start.
+    while True:
+        try:
+            connections.check_shared_store()
+            return
+        except connections.StoreMismatch as e:
+            log.critical("refusing to start: %s", e)
+            os._exit(2)
+        except redis.RedisError:  # nothing runs without Redis anyway: wait for it
+            log.warning("Redis unreachable; checking the result store again in 1 s")
+            time.sleep(1)
 
 
 @worker_process_init.connect

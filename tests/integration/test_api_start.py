@@ -32,3 +32,15 @@ def test_no_keys_without_open_mode_and_open_mode_off_loopback_are_refused() -> N
     assert out.returncode == 2 and "NST_OPEN_MODE" in out.stderr, out.stderr
     out = start_api("0.0.0.0", NST_OPEN_MODE="true")
     assert out.returncode == 2 and "loopback only" in out.stderr, out.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_does_not_see_the_apis_store_refuses_to_start(stack_factory,
+                                                                     tmp_path) -> None:
+    """Issue 11 #5: a worker started with another NST_DATA_DIR would fail every job it took."""
+    stack = stack_factory("store-marker").start_api()  # the API writes the store marker
+    stack.env["NST_DATA_DIR"] = str(tmp_path / "elsewhere")
+    stray = stack.spawn("worker", "--concurrency", "1")
+    assert stray.wait(90) == 2
+    assert stack.events("worker", "refusing to start: ", exact=False)
+    assert "NST_DATA_DIR" in stack.log_lines("worker", "refusing to start")[0]

@@ -70,7 +70,8 @@ def test_the_reaper_thread_passes_and_sweeps(store: JobStore, results: LocalStor
                                              settings: Settings) -> None:
     results.put("uploads/old/content.png", b"x")
     old = time.time() - 3600
-    os.utime(results.root / "uploads/old/content.png", (old, old))
+    for path in ("uploads/old/content.png", "uploads/old", "uploads"):  # new folders are kept
+        os.utime(results.root / path, (old, old))
     job_id = queued(store)
     store.claim(job_id, lease_seconds=0.05, max_attempts=3)
     time.sleep(0.1)
