@@ -193,10 +193,16 @@ return 'requeued'
 """
 
 _LIST = """
--- KEYS[1]: the tenant's index. ARGV: prefix, top ('+inf' or '(seq'), limit, status ('' for any)
--- Returns {next cursor ('' for none), {hash, hash, ...}}; expired records leave the index.
-local index, prefix, top = KEYS[1], ARGV[1], ARGV[2]
+-- KEYS[1]: the tenant's index. ARGV: prefix, after (a job id of this index, '' for the top),
+-- limit, status ('' for any). Returns {next cursor: the last job's id ('' for none), {hash, ...}}
+-- or {'invalid'}; expired records leave the index.
+local index, prefix, top = KEYS[1], ARGV[1], '+inf'
 local limit, status, out = tonumber(ARGV[3]), ARGV[4], {}
+if ARGV[2] ~= '' then
+  local seq = redis.call('ZSCORE', index, ARGV[2])
+  if not seq then return {'invalid', {}} end
+  top = '(' .. seq
+end
 while true do
   local rows = redis.call('ZREVRANGEBYSCORE', index, top, '-inf', 'WITHSCORES', 'LIMIT', 0, 100)
   if #rows == 0 then return {'', out} end
@@ -209,7 +215,7 @@ while true do
       out[#out + 1] = redis.call('HGETALL', key)
       if #out == limit then
         local more = redis.call('ZREVRANGEBYSCORE', index, top, '-inf', 'LIMIT', 0, 1)
-        return {#more > 0 and rows[i + 1] or '', out}
+        return {#more > 0 and rows[i] or '', out}
       end
     end
   end
@@ -271,6 +277,13 @@ class QueueFull(StoreError):
 
     def __init__(self) -> None:
         super().__init__("queue_full", "the service is at capacity; retry later")
+
+
+class InvalidCursor(StoreError):
+    """The list cursor names no job of this tenant (or one that expired)."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid_cursor", "cursor is not one this API returned (or it expired)")
 
 
 @dataclass
@@ -423,16 +436,18 @@ class JobStore:
         return _job(self.r.hgetall(self._job_key(job_id)))
 
     def list(
-        self, tenant: str, *, limit: int, before: int | None = None, status: str | None = None
-    ) -> tuple[list[Job], int | None]:
+        self, tenant: str, *, limit: int, before: str | None = None, status: str | None = None
+    ) -> tuple[list[Job], str | None]:
         """A page of the tenant's jobs, newest first, and the cursor of the next page (or None).
 
-        The cursor is the sequence number of the last job returned. One script call.
+        The cursor is the id of the last job returned: it says nothing the tenant does not know
+        (no global count). Raises InvalidCursor for an id not in the tenant's index.
         """
-        top = f"({before}" if before is not None else "+inf"
         cursor, rows = self._list(keys=[f"{self.prefix}tenant:{tenant}:jobs"],
-                                  args=[self.prefix, top, limit, status or ""])
-        return [_pairs_job(row) for row in rows], int(cursor) if cursor else None
+                                  args=[self.prefix, before or "", limit, status or ""])
+        if cursor == "invalid":
+            raise InvalidCursor()
+        return [_pairs_job(row) for row in rows], cursor or None
 
     def cancel(self, job_id: str) -> tuple[str, Job | None]:
         """Cancel: a queued job ends `canceled` now, a running one is flagged.

@@ -49,7 +49,11 @@ class Settings(BaseSettings):
 
     # Input limits.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Per uploaded file.")
-    max_pixels: int = Field(40_000_000, ge=1024)
+    max_pixels: int = Field(40_000_000, ge=1024, description="Per image, from its header.")
+    max_request_pixels: int = Field(
+        60_000_000, ge=1024, description="All images of one request together, from headers."
+    )
+    max_concurrent_decodes: int = Field(2, ge=1, description="Images decoded at once per API.")
     max_size: int = Field(1024, ge=32, description="Largest output long side.")
     max_steps: int = Field(2000, ge=1, description="Largest total iterations of one job.")
     max_styles: int = Field(4, ge=1)
