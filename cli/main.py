@@ -22,8 +22,8 @@ log = logging.getLogger("nst.cli")
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API with uvicorn."""
     import redis
-    import uvicorn
 
+    from api.server import serve
     from service import connections
     from service.logs import configure_logging
 
@@ -38,8 +38,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     except (ValueError, connections.StoreMismatch) as e:
         print(f"nst api: {e}", file=sys.stderr)
         return 2
-    uvicorn.run("api.main:app", host=host, port=args.port or settings.port, log_config=None,
-                access_log=False)
+    serve(settings, host, args.port or settings.port)
     return 0
 
 

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     open_mode: bool = Field(False, description="No API keys: every caller is tenant 'public'.")
     host: str = "127.0.0.1"
     port: int = 8000
+    limit_concurrency: int = Field(
+        200, ge=1, description="Open connections per API process; beyond it 503 at once."
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="Idle connection timeout, also before the first request."
+    )
 
     # Input limits.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Per uploaded file.")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,3 +46,17 @@ def test_a_worker_that_does_not_see_the_apis_store_refuses_to_start(stack_factor
     assert stray.wait(90) == 2
     assert stack.events("worker", "refusing to start: ", exact=False)
     assert "NST_DATA_DIR" in stack.log_lines("worker", "refusing to start")[0]
+
+
+@pytest.mark.timeout(90)
+def test_a_connection_that_never_sends_a_byte_is_closed(stack_factory) -> None:
+    """Issue 11 #7: uvicorn alone held such sockets forever; now the keep-alive timeout applies."""
+    stack = stack_factory("idle", NST_KEEP_ALIVE_SECONDS="1").start_api()
+    host, port = stack.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as idle:
+        start = time.monotonic()
+        assert idle.recv(1) == b""  # closed by the server, nothing sent
+        assert time.monotonic() - start < 4
+    with socket.create_connection((host, int(port)), timeout=10) as busy:  # a request still works
+        busy.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert busy.recv(64).startswith(b"HTTP/1.1 200")
