@@ -8,6 +8,7 @@ import secrets
 import time
 
 import redis
+from redis.sentinel import Sentinel
 
 from service.jobstore import DEFAULT_PREFIX, JobStore
 from service.results import NotStored, ResultStore, make_store, marker_key
@@ -16,14 +17,15 @@ from service.settings import get_settings
 
 @lru_cache
 def redis_client() -> redis.Redis:
-    """One connection pool per process; short timeouts so a Redis outage fails fast (503)."""
-    return redis.Redis.from_url(
-        get_settings().broker_url,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
-    )
+    """One connection pool per process; short timeouts so a Redis outage fails fast (503).
+    With Sentinels, the client asks them for the current master on every (re)connection."""
+    settings = get_settings()
+    options = {"decode_responses": True, "socket_connect_timeout": 2, "socket_timeout": 5,
+               "health_check_interval": 30}
+    if settings.sentinels():
+        sentinel = Sentinel(settings.sentinels(), socket_connect_timeout=1, socket_timeout=2)
+        return sentinel.master_for(settings.redis_master_name, **options)
+    return redis.Redis.from_url(settings.broker_url, **options)
 
 
 @lru_cache

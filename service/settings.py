@@ -26,6 +26,10 @@ class Settings(BaseSettings):
 
     # Where things live.
     redis_url: str | None = Field(None, description="Redis for queue and job store.")
+    redis_sentinels: str = Field(
+        "", description="host:port,... of Redis Sentinels; when set, they name the master."
+    )
+    redis_master_name: str = Field("nst", description="The master's name in the Sentinels.")
     data_dir: Path = Field(Path("./data"), description="Uploads, results, embedded Redis files.")
     storage: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None
@@ -108,14 +112,29 @@ class Settings(BaseSettings):
             raise ValueError("NST_VISIBILITY_TIMEOUT must exceed NST_TASK_HARD_TIME_LIMIT")
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("NST_STORAGE=s3 needs NST_S3_BUCKET")
+        if self.sentinels() and self.redis_url:
+            raise ValueError("NST_REDIS_SENTINELS and NST_REDIS_URL are exclusive: choose one")
         if self.tenant_by_key() and self.open_mode:  # also fails on a malformed NST_API_KEYS
             raise ValueError("NST_OPEN_MODE=true and NST_API_KEYS are exclusive: choose one")
         return self
 
     @property
     def broker_url(self) -> str:
-        """The Redis URL to use: the configured one or the local default."""
+        """The Redis URL to use: the configured one or the local default; with Sentinels,
+        kombu's `sentinel://` list (the master is looked up by NST_REDIS_MASTER_NAME)."""
+        if self.sentinels():
+            return ";".join(f"sentinel://{host}:{port}/0" for host, port in self.sentinels())
         return self.redis_url or DEFAULT_REDIS_URL
+
+    def sentinels(self) -> list[tuple[str, int]]:
+        """NST_REDIS_SENTINELS as (host, port) pairs; empty when Sentinel is not used."""
+        pairs = []
+        for item in filter(None, (p.strip() for p in self.redis_sentinels.split(","))):
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"NST_REDIS_SENTINELS item {item!r} is not host:port")
+            pairs.append((host, int(port)))
+        return pairs
 
     @property
     def heartbeat_seconds(self) -> float:
