@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nst_core.cli import OUTPUT_FORMATS  # no torch: the engine loads inside its main()
 from pydantic import ValidationError
 
+from nst_core.cli import OUTPUT_FORMATS  # no torch: the engine loads inside its main()
 from service.settings import get_settings, is_loopback
 
 log = logging.getLogger("nst.cli")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import secrets
 import time
+from functools import lru_cache
 
 import redis
 from redis.sentinel import Sentinel
