@@ -41,10 +41,10 @@ def get_tenant(
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The caller's tenant from `Authorization: Bearer <key>`; open mode when no keys are set."""
-    keys = settings.tenant_by_key()
-    if not keys:
+    """The caller's tenant from `Authorization: Bearer <key>`; everyone is public in open mode."""
+    if settings.open_mode:
         return OPEN_TENANT
+    keys = settings.tenant_by_key()  # empty without open mode: every call is refused
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>",
                        headers={"WWW-Authenticate": "Bearer"})

@@ -15,7 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.schemas import ErrorBody, ErrorResponse
 from nst_core.errors import NstError
 from service.contract import JobStatus
-from service.jobstore import IdempotencyConflict, QueueFull, StoreError, TenantLimit
+from service.jobstore import (
+    IdempotencyConflict,
+    InvalidCursor,
+    QueueFull,
+    StoreError,
+    TenantLimit,
+)
 
 log = logging.getLogger("nst.api")
 
@@ -94,7 +100,7 @@ def _store_refusal(request: Request, e: StoreError) -> JSONResponse:
         return error_response(429, e.code, e.message, headers=retry)
     if isinstance(e, QueueFull):
         return error_response(503, e.code, e.message, headers=retry)
-    field = "Idempotency-Key" if isinstance(e, IdempotencyConflict) else None
+    field = {IdempotencyConflict: "Idempotency-Key", InvalidCursor: "cursor"}.get(type(e))
     return error_response(422, e.code, e.message, field=field)
 
 

@@ -20,7 +20,6 @@ from service.settings import Settings
 
 PARAMS_PART_BYTES = 64 * 1024  # the `params` JSON field
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers
-TAIL_BYTES = 1024  # enough for the closing delimiter (boundaries are at most 70 bytes) and CRLFs
 
 
 @dataclass
@@ -45,27 +44,40 @@ def _too_large(limit: int, what: str = "request body", field: str | None = None)
     return ApiError(413, "payload_too_large", f"{what} is over the {limit}-byte limit", field=field)
 
 
-async def _limited(request: Request, limit: int, tail: bytearray) -> AsyncIterator[bytes]:
-    seen = 0
+class CloseWatch:
+    """Whether the body's closing delimiter arrived, however long the epilogue after it.
+
+    The multipart parser accepts a body cut short and drops its unfinished last part;
+    a request is complete only if its closing delimiter arrived.
+    """
+
+    def __init__(self, content_type: str) -> None:
+        _, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary", b"")
+        self.delimiter = b"--" + boundary + b"--" if boundary else b""
+        self.closed, self.seen, self._tail = False, 0, b""
+
+    def feed(self, chunk: bytes) -> None:
+        """Look for the delimiter, also across chunk borders."""
+        self.seen += len(chunk)
+        if self.delimiter and not self.closed:
+            window = self._tail + chunk
+            self.closed = self.delimiter in window
+            self._tail = window[-len(self.delimiter):]
+
+
+async def _limited(request: Request, limit: int, watch: CloseWatch) -> AsyncIterator[bytes]:
     async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
+        watch.feed(chunk)
+        if watch.seen > limit:
             raise _too_large(limit)
-        tail[:] = (tail + chunk)[-TAIL_BYTES:]
         yield chunk
-
-
-def _closed(content_type: str, tail: bytes) -> bool:
-    # The multipart parser accepts a body cut short and drops its unfinished last part;
-    # a request is complete only if its closing delimiter arrived.
-    _, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary", b"")
-    return bool(boundary) and b"--" + boundary + b"--" in tail
 
 
 async def read_job_form(request: Request, settings: Settings) -> JobForm:
     """Parse `content`, `style` (repeated) and `params`; refuse anything else or too big."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    media_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    if media_type.lower() != b"multipart/form-data":  # media types are case-insensitive
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data")
     if request.headers.get("content-encoding", "identity").lower() != "identity":
         # We do not decode compressed bodies; reading one as identity would store garbage.
@@ -74,10 +86,10 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    tail = bytearray()
+    watch = CloseWatch(request.headers["content-type"])
     parser = MultiPartParser(
         request.headers,
-        _limited(request, limit, tail),
+        _limited(request, limit, watch),
         max_files=settings.max_styles + 2,  # one over the limit still gets a precise error
         max_fields=6,
         max_part_size=PARAMS_PART_BYTES,
@@ -86,7 +98,7 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
         form = await parser.parse()
     except MultiPartException as e:
         raise ApiError(422, "invalid_multipart", e.message) from e
-    if tail and not _closed(request.headers["content-type"], tail):  # empty: missing parts below
+    if watch.seen and not watch.closed:  # an empty body: missing parts, below
         await form.close()
         raise ApiError(422, "invalid_multipart", "the multipart body ended before its closing boundary")
     try:

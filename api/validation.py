@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
 from api.errors import ApiError
 from nst_core.errors import ImageError
-from nst_core.image import decode_image, encode_image
+from nst_core.image import ImageInfo, decode_image, encode_image, probe_image, resize_long_side
 from nst_core.params import StyleParams
 from service.settings import Settings
 from service.webhooks import WebhookRefused, check_url, parse_events
+
+MIN_SIDE = 16  # nst_core.transfer.MIN_SIDE (that module imports torch; the API never does)
+UPLOAD_SIDE_FACTOR = 2  # stored inputs: at most this x NST_MAX_SIZE on the long side
+DECODE_WAIT_SECONDS = 30.0  # how long a request waits for a decode slot before 503 `busy`
 
 
 def parse_params(raw: str | None, n_styles: int, settings: Settings) -> StyleParams:
@@ -47,6 +53,8 @@ def _check_limits(params: StyleParams, n_styles: int, settings: Settings) -> Non
 
     if params.size > settings.max_size:
         raise refuse("size", f"size must be at most {settings.max_size}")
+    if round(params.size * params.style_scale) > settings.max_size:
+        raise refuse("style_scale", f"style_scale x size must be at most {settings.max_size}")
     if params.total_iterations > settings.max_steps:
         raise refuse("iterations", f"at most {settings.max_steps} iterations in total "
                                    f"(this request: {params.total_iterations})")
@@ -58,12 +66,59 @@ def _check_limits(params: StyleParams, n_styles: int, settings: Settings) -> Non
         raise refuse("init", "init='image' is not offered by the service")
 
 
-def reencode_image(data: bytes, field: str, settings: Settings) -> bytes:
-    """Decode with the engine's safe rules (format, pixels, frames) and store as plain PNG."""
+def prepare_images(content: bytes, styles: list[bytes], params: StyleParams,
+                   settings: Settings) -> tuple[bytes, list[bytes]]:
+    """Check every header against the request's pixel budget and the content's aspect ratio,
+    then decode one image at a time (a few per process) into a PNG no larger than a job uses."""
+    infos = [_probe(content, "content", settings)] + [_probe(s, "style", settings) for s in styles]
+    pixels = sum(i.width * i.height for i in infos)
+    if pixels > settings.max_request_pixels:
+        raise ApiError(422, "image_too_large", f"the images hold {pixels} pixels in all; the "
+                       f"limit per request is {settings.max_request_pixels}")
+    _check_aspect(infos[0], params)
+    return (_reencode(content, "content", settings),
+            [_reencode(s, "style", settings) for s in styles])
+
+
+def _probe(data: bytes, field: str, settings: Settings) -> ImageInfo:
     try:
-        return encode_image(decode_image(data, max_pixels=settings.max_pixels), "png")
+        return probe_image(data, max_pixels=settings.max_pixels)
     except ImageError as e:
         raise ApiError(422, e.code, e.message, field=field) from e
+
+
+def _check_aspect(content: ImageInfo, params: StyleParams) -> None:
+    # The engine gives every side at least MIN_SIDE pixels: a thinner output would be stretched.
+    short = min(content.width, content.height) * params.size / max(content.width, content.height)
+    if round(short) < MIN_SIDE:
+        raise ApiError(422, "unsupported_aspect_ratio",
+                       f"a {content.width}x{content.height} image at size {params.size} would be "
+                       f"under {MIN_SIDE} px on its short side; crop it or raise size",
+                       field="content")
+
+
+def _reencode(data: bytes, field: str, settings: Settings) -> bytes:
+    """Decode with the engine's safe rules (format, pixels, frames); store a plain PNG of at most
+    UPLOAD_SIDE_FACTOR x NST_MAX_SIZE on its long side (no job can use more)."""
+    if not _decode_slots(settings.max_concurrent_decodes).acquire(timeout=DECODE_WAIT_SECONDS):
+        raise ApiError(503, "busy", "the API is decoding other uploads; retry later",
+                       headers={"Retry-After": str(settings.retry_after_seconds)})
+    try:
+        image = decode_image(data, max_pixels=settings.max_pixels)
+        limit = UPLOAD_SIDE_FACTOR * settings.max_size
+        if max(image.size) > limit:
+            image = resize_long_side(image, limit)
+        return encode_image(image, "png")
+    except ImageError as e:
+        raise ApiError(422, e.code, e.message, field=field) from e
+    finally:
+        _decode_slots(settings.max_concurrent_decodes).release()
+
+
+@lru_cache
+def _decode_slots(n: int) -> threading.BoundedSemaphore:
+    """The process-wide limit on images being decoded at once (each may take 100s of MB)."""
+    return threading.BoundedSemaphore(n)
 
 
 def request_digest(params: StyleParams, content: bytes, styles: list[bytes]) -> str:

@@ -11,27 +11,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from nst_core.cli import OUTPUT_FORMATS  # no torch: the engine loads inside its main()
-from service.settings import get_settings
+from service.settings import get_settings, is_loopback
 
 log = logging.getLogger("nst.cli")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API with uvicorn."""
-    import uvicorn
+    import redis
 
+    from api.server import serve
+    from service import connections
     from service.logs import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level)
     host = args.host or settings.host
-    if settings.open_mode and host not in LOOPBACK:
-        log.warning("no NST_API_KEYS configured: refusing to listen on %s, using 127.0.0.1", host)
-        host = "127.0.0.1"
-    uvicorn.run("api.main:app", host=host, port=args.port or settings.port, log_config=None,
-                access_log=False)
+    try:
+        settings.check_api_auth(host)
+        connections.check_shared_store()  # uploads must land where the workers read them
+    except redis.RedisError:  # the API starts anyway and answers 503 until Redis is back
+        log.warning("Redis unreachable: the shared result store was not checked", exc_info=True)
+    except (ValueError, connections.StoreMismatch) as e:
+        print(f"nst api: {e}", file=sys.stderr)
+        return 2
+    serve(settings, host, args.port or settings.port)
     return 0
 
 
@@ -73,6 +80,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    if not settings.tenant_by_key() and not settings.open_mode and is_loopback(args.host):
+        # The local stack on loopback is for trying things out: without keys, open mode is chosen.
+        os.environ["NST_OPEN_MODE"] = "true"
+        log.warning("no NST_API_KEYS: nst up serves in open mode on %s", args.host)
     return run_stack(args.host, args.port, args.workers, settings.redis_url, settings.data_dir)
 
 
@@ -179,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return stylize_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ValidationError as e:  # a bad NST_ setting: one clear message, not a traceback
+        print(f"nst {args.command}: invalid configuration: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

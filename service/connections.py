@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from functools import lru_cache
 
 import redis
+from redis.sentinel import Sentinel
 
-from service.jobstore import JobStore
-from service.results import ResultStore, make_store
+from service.jobstore import DEFAULT_PREFIX, JobStore
+from service.results import NotStored, ResultStore, make_store, marker_key
 from service.settings import get_settings
 
 
 @lru_cache
 def redis_client() -> redis.Redis:
-    """One connection pool per process; short timeouts so a Redis outage fails fast (503)."""
-    return redis.Redis.from_url(
-        get_settings().broker_url,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
-    )
+    """One connection pool per process; short timeouts so a Redis outage fails fast (503).
+    With Sentinels, the client asks them for the current master on every (re)connection."""
+    settings = get_settings()
+    options = {"decode_responses": True, "socket_connect_timeout": 2, "socket_timeout": 5,
+               "health_check_interval": 30}
+    if settings.sentinels():
+        sentinel = Sentinel(settings.sentinels(), socket_connect_timeout=1, socket_timeout=2)
+        return sentinel.master_for(settings.redis_master_name, **options)
+    return redis.Redis.from_url(settings.broker_url, **options)
 
 
 @lru_cache
@@ -33,3 +37,33 @@ def job_store() -> JobStore:
 def result_store() -> ResultStore:
     """The result store NST_STORAGE selects."""
     return make_store(get_settings())
+
+
+class StoreMismatch(RuntimeError):
+    """This process does not see the result store that the rest of the deployment uses."""
+
+
+def check_shared_store(timeout: float = 10.0) -> None:
+    """Prove this process sees the deployment's result store: the first process writes a marker
+    through its store and names it in Redis; every later one must read it back through its own.
+
+    A worker with another NST_DATA_DIR (or bucket) would otherwise fail every job it takes.
+    """
+    r, store = redis_client(), result_store()
+    name = f"{DEFAULT_PREFIX}store_marker"
+    if r.set(name, secrets.token_hex(16), nx=True):
+        store.put(marker_key(r.get(name)), b"nst result store marker", "text/plain")
+        return
+    token, deadline = r.get(name), time.monotonic() + timeout
+    while True:  # the first process may be writing the marker right now
+        try:
+            store.get(marker_key(token))
+            return
+        except NotStored:
+            if time.monotonic() >= deadline:
+                raise StoreMismatch(
+                    f"the result store ({get_settings().storage}: {store!r}) lacks the marker "
+                    f"{marker_key(token)} that another API or worker of this Redis wrote: point "
+                    "NST_DATA_DIR at the shared directory (or use the same NST_STORAGE=s3 bucket)"
+                ) from None
+            time.sleep(0.5)

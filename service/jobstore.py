@@ -5,6 +5,7 @@ Keys (all under a prefix, default `nst:`):
   tenant:{t}:jobs        sorted set, score = a global sequence number (newest first listing)
   tenant:{t}:active      set of the tenant's unfinished jobs (per-tenant cap)
   queued / running       sorted sets: queued by enqueue time, running by lease expiry
+  unsent                 sorted set: created jobs whose queue message is not known to be sent
   idem:{t}:{sha256(key)} "body_hash job_id" for Idempotency-Key
   count:{status}         total jobs that ended in each terminal status
   job:{id}:events        stream of the job's status and progress events (GET .../events)
@@ -67,6 +68,13 @@ local function finish(status, code, message)
   redis.call('INCR', prefix .. 'count:' .. status)
   emit('status', 'completed', 'job.' .. status)
 end
+local function requeue(id)  -- the attempt is over, not the job: another delivery runs it
+  redis.call('HSET', job, 'status', 'queued', 'attempt_token', '')
+  redis.call('HDEL', job, 'lease_until', 'preview_key')
+  redis.call('ZREM', prefix .. 'running', id)
+  redis.call('ZADD', prefix .. 'queued', now, id)
+  emit('status', '', '')
+end
 """ + lua_is_terminal()
 
 _CREATE = _PRELUDE + """
@@ -99,6 +107,7 @@ redis.call('ZADD', index, seq, id)
 redis.call('EXPIRE', index, ttl)
 redis.call('SADD', active, id)
 redis.call('ZADD', prefix .. 'queued', now, id)
+redis.call('ZADD', prefix .. 'unsent', now, id)  -- until the API (or a reaper) publishes it
 if ARGV[9] ~= '' then redis.call('SET', ARGV[9], ARGV[10], 'EX', ttl) end
 return {'created', '', redis.call('HGETALL', job)}
 """
@@ -207,11 +216,21 @@ elseif tonumber(redis.call('HGET', job, 'attempts')) >= tonumber(ARGV[2]) then
   finish('failed', 'attempts_exhausted', 'the worker running the job was lost on every attempt')
   return 'exhausted'
 end
-redis.call('HSET', job, 'status', 'queued', 'attempt_token', '')
-redis.call('HDEL', job, 'lease_until', 'preview_key')
-redis.call('ZREM', prefix .. 'running', ARGV[4])
-redis.call('ZADD', prefix .. 'queued', now, ARGV[4])
-emit('status', '', '')
+requeue(ARGV[4])
+return 'requeued'
+"""
+
+_RELEASE = _PRELUDE + """
+-- ARGV: prefix, token, max_attempts, error_code, error_message
+if redis.call('HGET', job, 'status') ~= 'running'
+   or redis.call('HGET', job, 'attempt_token') ~= ARGV[2] then return 'lost' end
+if tonumber(redis.call('HGET', job, 'attempts')) >= tonumber(ARGV[3]) then
+  finish('failed', ARGV[4], ARGV[5])
+  return 'failed'
+end
+local id = redis.call('HGET', job, 'id')
+requeue(id)
+redis.call('ZADD', prefix .. 'unsent', 0, id)  -- the next reaper pass publishes it
 return 'requeued'
 """
 
@@ -228,10 +247,16 @@ return 1
 """
 
 _LIST = """
--- KEYS[1]: the tenant's index. ARGV: prefix, top ('+inf' or '(seq'), limit, status ('' for any)
--- Returns {next cursor ('' for none), {hash, hash, ...}}; expired records leave the index.
-local index, prefix, top = KEYS[1], ARGV[1], ARGV[2]
+-- KEYS[1]: the tenant's index. ARGV: prefix, after (a job id of this index, '' for the top),
+-- limit, status ('' for any). Returns {next cursor: the last job's id ('' for none), {hash, ...}}
+-- or {'invalid'}; expired records leave the index.
+local index, prefix, top = KEYS[1], ARGV[1], '+inf'
 local limit, status, out = tonumber(ARGV[3]), ARGV[4], {}
+if ARGV[2] ~= '' then
+  local seq = redis.call('ZSCORE', index, ARGV[2])
+  if not seq then return {'invalid', {}} end
+  top = '(' .. seq
+end
 while true do
   local rows = redis.call('ZREVRANGEBYSCORE', index, top, '-inf', 'WITHSCORES', 'LIMIT', 0, 100)
   if #rows == 0 then return {'', out} end
@@ -244,11 +269,25 @@ while true do
       out[#out + 1] = redis.call('HGETALL', key)
       if #out == limit then
         local more = redis.call('ZREVRANGEBYSCORE', index, top, '-inf', 'LIMIT', 0, 1)
-        return {#more > 0 and rows[i + 1] or '', out}
+        return {#more > 0 and rows[i] or '', out}
       end
     end
   end
 end
+"""
+
+_SEND_UNSENT = """
+-- KEYS[1]: the unsent set. ARGV: prefix, id, age. 1 if the caller must publish the job now.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local since = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not since or tonumber(since) >= now - tonumber(ARGV[3]) then return 0 end
+if redis.call('HGET', ARGV[1] .. 'job:' .. ARGV[2], 'status') ~= 'queued' then
+  redis.call('ZREM', KEYS[1], ARGV[2])  -- claimed, finished or expired: nothing to send
+  return 0
+end
+redis.call('ZADD', KEYS[1], now, ARGV[2])  -- one caller per period; removed once sent
+return 1
 """
 
 _RESEND = """
@@ -292,6 +331,13 @@ class QueueFull(StoreError):
 
     def __init__(self) -> None:
         super().__init__("queue_full", "the service is at capacity; retry later")
+
+
+class InvalidCursor(StoreError):
+    """The list cursor names no job of this tenant (or one that expired)."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid_cursor", "cursor is not one this API returned (or it expired)")
 
 
 @dataclass
@@ -385,7 +431,9 @@ class JobStore:
         self._finish = client.register_script(_FINISH)
         self._cancel = client.register_script(_CANCEL)
         self._reap = client.register_script(_REAP)
+        self._release = client.register_script(_RELEASE)
         self._resend = client.register_script(_RESEND)
+        self._send_unsent = client.register_script(_SEND_UNSENT)
         self._list = client.register_script(_LIST)
         self._delete = client.register_script(_DELETE)
 
@@ -436,21 +484,35 @@ class JobStore:
             _check_replay(seen, idempotency[1] if idempotency else "")
         return _pairs_job(record)
 
+    def mark_sent(self, job_id: str) -> None:
+        """The job's queue message was published: the reaper need not send it."""
+        self.r.zrem(f"{self.prefix}unsent", job_id)
+
+    def unsent(self, age: float) -> list[str]:
+        """Queued jobs created `age` seconds ago whose message was never confirmed sent (the API
+        died or the publish failed); each is handed to one caller per `age`, to publish."""
+        now_s, now_us = self.r.time()
+        key = f"{self.prefix}unsent"
+        ids = self.r.zrangebyscore(key, "-inf", now_s + now_us / 1e6 - age)
+        return [i for i in ids if self._send_unsent(keys=[key], args=[self.prefix, i, age])]
+
     def get(self, job_id: str) -> Job | None:
         """The job record, or None when unknown or expired."""
         return _job(self.r.hgetall(self._job_key(job_id)))
 
     def list(
-        self, tenant: str, *, limit: int, before: int | None = None, status: str | None = None
-    ) -> tuple[list[Job], int | None]:
+        self, tenant: str, *, limit: int, before: str | None = None, status: str | None = None
+    ) -> tuple[list[Job], str | None]:
         """A page of the tenant's jobs, newest first, and the cursor of the next page (or None).
 
-        The cursor is the sequence number of the last job returned. One script call.
+        The cursor is the id of the last job returned: it says nothing the tenant does not know
+        (no global count). Raises InvalidCursor for an id not in the tenant's index.
         """
-        top = f"({before}" if before is not None else "+inf"
         cursor, rows = self._list(keys=[f"{self.prefix}tenant:{tenant}:jobs"],
-                                  args=[self.prefix, top, limit, status or ""])
-        return [_pairs_job(row) for row in rows], int(cursor) if cursor else None
+                                  args=[self.prefix, before or "", limit, status or ""])
+        if cursor == "invalid":
+            raise InvalidCursor()
+        return [_pairs_job(row) for row in rows], cursor or None
 
     def cancel(self, job_id: str) -> tuple[str, Job | None]:
         """Cancel: a queued job ends `canceled` now, a running one is flagged.
@@ -543,6 +605,13 @@ class JobStore:
                   progress.model_dump_json() if progress else ""],
         )
         return float(out[1]) if out[0] == "ok" else None
+
+    def release(self, job_id: str, token: str, *, max_attempts: int,
+                error: tuple[str, str]) -> str:
+        """Hand the job back after a retryable failure: `requeued` (the reaper sends it again),
+        `failed` with `error` when this was the last attempt, or `lost`."""
+        return self._release(keys=[self._job_key(job_id)],
+                             args=[self.prefix, token, max_attempts, *error])
 
     def stale_running(self) -> list[str]:
         """Running jobs whose lease has expired by the Redis clock."""

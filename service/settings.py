@@ -5,6 +5,7 @@ This is the only place that reads the environment; api/ and worker/ both import 
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
 
     # Where things live.
     redis_url: str | None = Field(None, description="Redis for queue and job store.")
+    redis_sentinels: str = Field(
+        "", description="host:port,... of Redis Sentinels; when set, they name the master."
+    )
+    redis_master_name: str = Field("nst", description="The master's name in the Sentinels.")
     data_dir: Path = Field(Path("./data"), description="Uploads, results, embedded Redis files.")
     storage: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None
@@ -40,14 +45,25 @@ class Settings(BaseSettings):
         0, ge=0, description="CPU threads per worker process; 0 = cores / worker concurrency."
     )
 
-    # Auth: "key:tenant,key2:tenant"; empty means open mode on loopback only.
+    # Auth: "key:tenant,key2:tenant". No keys at all needs NST_OPEN_MODE=true (loopback only).
     api_keys: str = Field("", repr=False)
+    open_mode: bool = Field(False, description="No API keys: every caller is tenant 'public'.")
     host: str = "127.0.0.1"
     port: int = 8000
+    limit_concurrency: int = Field(
+        200, ge=1, description="Open connections per API process; beyond it 503 at once."
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="Idle connection timeout, also before the first request."
+    )
 
     # Input limits.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Per uploaded file.")
-    max_pixels: int = Field(40_000_000, ge=1024)
+    max_pixels: int = Field(40_000_000, ge=1024, description="Per image, from its header.")
+    max_request_pixels: int = Field(
+        60_000_000, ge=1024, description="All images of one request together, from headers."
+    )
+    max_concurrent_decodes: int = Field(2, ge=1, description="Images decoded at once per API.")
     max_size: int = Field(1024, ge=32, description="Largest output long side.")
     max_steps: int = Field(2000, ge=1, description="Largest total iterations of one job.")
     max_styles: int = Field(4, ge=1)
@@ -67,6 +83,9 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(10.0, gt=0)
     requeue_after_seconds: float = Field(
         900.0, gt=0, description="Re-send the message of a job queued this long (lost message)."
+    )
+    unsent_after_seconds: float = Field(
+        5.0, gt=0, description="Publish a created job whose API did not (publish failed, API died)."
     )
     progress_interval_seconds: float = Field(0.25, ge=0, description="Throttle of progress writes.")
 
@@ -108,23 +127,42 @@ class Settings(BaseSettings):
             raise ValueError("NST_VISIBILITY_TIMEOUT must exceed NST_TASK_HARD_TIME_LIMIT")
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("NST_STORAGE=s3 needs NST_S3_BUCKET")
-        self.tenant_by_key()  # fail at start-up on a malformed NST_API_KEYS
+        if self.sentinels() and self.redis_url:
+            raise ValueError("NST_REDIS_SENTINELS and NST_REDIS_URL are exclusive: choose one")
+        if self.tenant_by_key() and self.open_mode:  # also fails on a malformed NST_API_KEYS
+            raise ValueError("NST_OPEN_MODE=true and NST_API_KEYS are exclusive: choose one")
         return self
 
     @property
     def broker_url(self) -> str:
-        """The Redis URL to use: the configured one or the local default."""
+        """The Redis URL to use: the configured one or the local default; with Sentinels,
+        kombu's `sentinel://` list (the master is looked up by NST_REDIS_MASTER_NAME)."""
+        if self.sentinels():
+            return ";".join(f"sentinel://{host}:{port}/0" for host, port in self.sentinels())
         return self.redis_url or DEFAULT_REDIS_URL
+
+    def sentinels(self) -> list[tuple[str, int]]:
+        """NST_REDIS_SENTINELS as (host, port) pairs; empty when Sentinel is not used."""
+        pairs = []
+        for item in filter(None, (p.strip() for p in self.redis_sentinels.split(","))):
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"NST_REDIS_SENTINELS item {item!r} is not host:port")
+            pairs.append((host, int(port)))
+        return pairs
 
     @property
     def heartbeat_seconds(self) -> float:
         """How often a running job renews its lease: several times per lease."""
         return self.lease_seconds / 3
 
-    @property
-    def open_mode(self) -> bool:
-        """No API keys configured: anyone on loopback may call the API."""
-        return not self.api_keys.strip()
+    def check_api_auth(self, host: str) -> None:
+        """Refuse to serve without keys unless open mode was chosen, and open mode off loopback."""
+        if not self.open_mode and not self.tenant_by_key():
+            raise ValueError("NST_API_KEYS is empty: set key:tenant pairs, or NST_OPEN_MODE=true "
+                             "to serve without auth on loopback")
+        if self.open_mode and not is_loopback(host):
+            raise ValueError(f"NST_OPEN_MODE=true serves without auth: loopback only, not {host!r}")
 
     def webhook_secrets(self) -> list[str]:
         """Every configured webhook secret; deliveries are signed with each (rotation)."""
@@ -136,14 +174,30 @@ class Settings(BaseSettings):
                          for h in self.webhook_allowed_hosts.split(",") if h.strip())
 
     def tenant_by_key(self) -> dict[str, str]:
-        """Parse NST_API_KEYS into {key: tenant}; a tenant may have several keys (rotation)."""
+        """Parse NST_API_KEYS into {key: tenant}; a tenant may have several keys (rotation).
+
+        Strict on purpose: a stray comma or a duplicate must stop the process, never mean "no auth".
+        """
+        if not self.api_keys.strip():
+            return {}
         pairs: dict[str, str] = {}
-        for item in filter(None, (p.strip() for p in self.api_keys.split(","))):
-            key, sep, tenant = item.rpartition(":")
-            if not sep or not key or not tenant:
-                raise ValueError("NST_API_KEYS must be comma-separated key:tenant pairs")
+        for n, item in enumerate(self.api_keys.split(","), start=1):
+            key, sep, tenant = item.strip().rpartition(":")
+            if not sep or not key.strip() or not tenant.strip():
+                raise ValueError(f"NST_API_KEYS item {n} is not key:tenant (empty key or tenant, "
+                                 "or a stray comma)")
+            if key in pairs:
+                raise ValueError(f"NST_API_KEYS item {n} repeats a key")
             pairs[key] = tenant
         return pairs
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

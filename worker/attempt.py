@@ -44,7 +44,8 @@ class Engine(Protocol):
 
 @dataclass(frozen=True)
 class Ending:
-    """How the attempt ends: a terminal status, with an error or a stored result."""
+    """How the attempt ends: a terminal status, with an error or a stored result; `queued` hands
+    the job back to be retried (its error is the job's if no attempt is left)."""
 
     status: JobStatus
     error: tuple[str, str] | None = None  # (code, message)
@@ -180,7 +181,10 @@ class Attempt:
         except SoftTimeLimitExceeded:
             return Ending(JobStatus.FAILED, error=(
                 "timeout", f"the job ran past its {self.settings.task_soft_time_limit} s time limit"))
-        except (ImageError, InvalidParams, ValidationError, NotStored) as e:
+        except NotStored as e:  # the store, not the user: another attempt may see it
+            return Ending(JobStatus.QUEUED, error=(
+                "internal", f"an input image is missing from the result store: {e}"))
+        except (ImageError, InvalidParams, ValidationError) as e:
             return Ending(JobStatus.FAILED, error=("invalid_input", _message(e)))
         except Exception as e:
             log.exception("job crashed", extra=self.ctx)
@@ -228,6 +232,8 @@ class Attempt:
 
     def finish(self, ending: Ending) -> str:
         """Record the ending if this attempt still owns the job; else drop its files."""
+        if ending.status == JobStatus.QUEUED:
+            return self.release(ending)
         seconds = self._finish_through_outage(ending)
         if seconds is None:
             log.warning("lost the job before finishing", extra={**self.ctx, "status": ending.status})
@@ -237,6 +243,19 @@ class Attempt:
                                         "run_seconds": round(seconds, 3),
                                         "error_code": ending.error[0] if ending.error else None})
         return ending.status
+
+    def release(self, ending: Ending) -> str:
+        """Hand the job back for another attempt (or fail it when none is left)."""
+        assert ending.error is not None
+        outcome = self.store.release(self.job_id, self.token, error=ending.error,
+                                     max_attempts=self.settings.max_attempts)
+        log.warning("attempt handed back", extra={**self.ctx, "outcome": outcome,
+                                                   "error_code": ending.error[0]})
+        if outcome == "failed":
+            log.info("job finished", extra={**self.ctx, "status": JobStatus.FAILED,
+                                            "error_code": ending.error[0]})
+        self.drop()
+        return outcome
 
     def _finish_through_outage(self, ending: Ending) -> float | None:
         # Through a Redis restart, for as long as the lease would hold the job for us; past that

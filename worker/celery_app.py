@@ -25,6 +25,7 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_transport_options={
             # Unacked messages come back after this; it must exceed the longest job.
             "visibility_timeout": settings.visibility_timeout,
+            "master_name": settings.redis_master_name,  # read by the sentinel:// transport only
         },
         # Redis restarting: workers reconnect by themselves, however long it takes, and a running
         # job goes on (its lease, not the unackable message, keeps it; a redelivery is a no-op).

@@ -37,6 +37,11 @@ def reap_once(store: JobStore, settings: Settings, app: Celery) -> dict[str, str
             log.warning("reclaimed a job with an expired lease",
                         extra={"job_id": job_id, "outcome": outcome})
         outcomes[job_id] = outcome
+    for job_id in store.unsent(settings.unsent_after_seconds):
+        enqueue(app, settings.queue, job_id)
+        store.mark_sent(job_id)
+        log.warning("sent a job whose creator did not", extra={"job_id": job_id})
+        outcomes[job_id] = "sent"
     for job_id in store.stale_queued(settings.requeue_after_seconds):
         enqueue(app, settings.queue, job_id)
         log.warning("re-sent a job queued for too long", extra={"job_id": job_id})

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from typing import Any
 
+import redis
 from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
 
 from service import connections
@@ -39,6 +41,8 @@ def load_engine(pool_size: int = 1) -> Engine:
         # Pool processes that each use every core oversubscribe the CPU and slow down several-fold.
         torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 1) // pool_size))
         _engine = Stylizer(weights=settings.weights, device=settings.device)
+        log.info("engine loaded", extra={"torch_threads": torch.get_num_threads(),
+                                         "pool_size": pool_size})
     return _engine
 
 
@@ -65,7 +69,24 @@ _reaper: Reaper | None = None
 def _record_pool_size(instance: Any = None, **_: Any) -> None:
     # Whoever started the worker (`nst worker`, `celery -A worker.celery_app worker -c N`).
     global _pool_size
-    _pool_size = max(1, int(getattr(instance, "concurrency", 1) or 1))
+    # No -c means Celery's default, one pool process per core: size the threads for that too.
+    concurrency = getattr(instance, "concurrency", None) or app.conf.worker_concurrency
+    _pool_size = max(1, int(concurrency or os.cpu_count() or 1))
+    _check_store_or_exit()
+
+
+def _check_store_or_exit() -> None:
+    # A worker that cannot see the API's uploads would fail every job it takes: it must not start.
+    while True:
+        try:
+            connections.check_shared_store()
+            return
+        except connections.StoreMismatch as e:
+            log.critical("refusing to start: %s", e)
+            os._exit(2)
+        except redis.RedisError:  # nothing runs without Redis anyway: wait for it
+            log.warning("Redis unreachable; checking the result store again in 1 s")
+            time.sleep(1)
 
 
 @worker_process_init.connect

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import time
 from typing import Annotated, Literal
@@ -16,7 +17,7 @@ from api.deps import CeleryDep, ResultsDep, SettingsDep, StoreDep, TenantDep
 from api.errors import ApiError, error_docs
 from api.schemas import JobError, JobLinks, JobList, JobView, WebhookView, maybe_timestamp, timestamp
 from api.uploads import JobForm, read_job_form
-from api.validation import parse_params, parse_webhook, reencode_image, request_digest
+from api.validation import parse_params, parse_webhook, prepare_images, request_digest
 from nst_core.image import MEDIA_TYPES, decode_image, encode_image
 from nst_core.params import StyleParams
 from service.contract import JobStatus
@@ -24,6 +25,7 @@ from service.jobstore import Job, JobStore, StoreError, new_job_id
 from service.queue import enqueue
 from service.results import NotStored, upload_key
 
+log = logging.getLogger("nst.api")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(description="The id returned at creation.", max_length=64)]
@@ -151,8 +153,7 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
     if idempotency_key and (earlier := store.find_idempotent(tenant, idempotency_key, digest)):
         return _replay(owned_job(store, tenant, earlier))  # before decoding: a retry is free
 
-    content = reencode_image(form.content, "content", settings)
-    styles = [reencode_image(s, "style", settings) for s in form.styles]
+    content, styles = prepare_images(form.content, form.styles, params, settings)
     job_id = new_job_id()
     inputs = {"content": upload_key(job_id, "content"),
               "styles": [upload_key(job_id, f"style-{i}") for i in range(len(styles))]}
@@ -172,10 +173,20 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
     if job is None or job.id != job_id:  # a concurrent request with the same key won the race
         results.delete_prefix(f"uploads/{job_id}")
         return _replay(owned(job, tenant))
-    # If publishing fails (Redis gone), the job stays queued and the workers' reaper re-sends it.
-    enqueue(celery, settings.queue, job_id)
+    _publish(celery, store, settings, job_id)
     return JSONResponse(job_view(job).model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def _publish(celery: CeleryDep, store: JobStore, settings: SettingsDep, job_id: str) -> None:
+    """Send the job to the workers. The job exists now, so a failure still answers 202: the
+    record stays in the `unsent` set and a worker's reaper publishes it within seconds."""
+    try:
+        enqueue(celery, settings.queue, job_id)
+        store.mark_sent(job_id)
+    except Exception:  # broker or Redis unreachable: the reaper sends it (a duplicate is a no-op)
+        log.warning("publish failed; the reaper will send the job", extra={"job_id": job_id},
+                    exc_info=True)
 
 
 def _store_inputs(results: ResultsDep, inputs: dict, content: bytes, styles: list[bytes]) -> None:
@@ -199,26 +210,26 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
 ) -> JobList:
     """The caller's jobs, newest first, a page at a time."""
-    jobs, next_seq = store.list(tenant, limit=limit, before=_decode_cursor(cursor), status=status)
+    jobs, last = store.list(tenant, limit=limit, before=_decode_cursor(cursor), status=status)
     return JobList(jobs=[job_view(j) for j in jobs],
-                   next_cursor=_encode_cursor(next_seq) if next_seq is not None else None)
+                   next_cursor=_encode_cursor(last) if last else None)
 
 
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+def _encode_cursor(job_id: str) -> str:
+    # The last job's id: meaningful only in its tenant's index, and it leaks no global count.
+    return base64.urlsafe_b64encode(bytes.fromhex(job_id)).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> int | None:
+def _decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, seq = text.partition(":")
-        if kind == "seq" and seq.isdigit():
-            return int(seq)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", field="cursor")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", field="cursor")
+    return raw.hex()
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Get a job's status and progress",
@@ -250,13 +261,19 @@ def get_result(
                        job_status=job.status)
     etag = f'"{job.result_etag}-{format}"'
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={_max_age(job)}"}
-    if if_none_match and etag in (t.strip() for t in if_none_match.split(",")):
+    if if_none_match and _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     data = _read(results, job.result_key)
     if format != "png":
         data = encode_image(decode_image(data, max_pixels=2**31), format)
     headers["Content-Disposition"] = f'inline; filename="{job.id}.{format}"'
     return Response(data, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): `*`, or W/ ignored."""
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or etag in (t.removeprefix("W/") for t in tags)
 
 
 @router.get("/{job_id}/preview", response_class=Response,

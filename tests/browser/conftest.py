@@ -32,7 +32,7 @@ def keyed_stack(stack_factory) -> Stack:
 @pytest.fixture(scope="session")
 def open_stack(stack_factory) -> Stack:
     """Open mode (no keys), no worker: the page's form errors and the offline docs."""
-    return stack_factory("browser-open", NST_API_KEYS="").start_api()
+    return stack_factory("browser-open", NST_API_KEYS="", NST_OPEN_MODE="true").start_api()
 
 
 @pytest.fixture(scope="session")

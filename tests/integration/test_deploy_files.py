@@ -22,7 +22,7 @@ def compose() -> dict:
 
 def test_services_and_profiles(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "api", "worker", "webhooks", "flower"}
+    assert set(services) == {"redis", "api", "worker", "webhooks", "flower", "proxy"}
     assert services["flower"]["profiles"] == ["monitoring"]
     for name in ("redis", "api", "worker", "webhooks"):
         assert "test" in services[name]["healthcheck"], name
@@ -73,3 +73,14 @@ def test_dockerfiles() -> None:
         cmd = re.search(r"^CMD (\[.*\])$", text, re.M)
         assert cmd is not None
         build_parser().parse_args(yaml.safe_load(cmd.group(1))[1:])
+
+
+def test_the_api_is_published_through_the_proxy_only(compose: dict) -> None:
+    """Issue 11 #7: slow senders and idle sockets are nginx's to cut, with timeouts set."""
+    services = compose["services"]
+    assert "ports" not in services["api"] and services["proxy"]["ports"]
+    conf = (ROOT / "deploy/nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "client_max_body_size",
+                      "limit_conn", "keepalive_timeout"):
+        assert f"{directive} " in conf, directive
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in services["proxy"]["volumes"]

@@ -94,15 +94,15 @@ def test_explicit_iterations_follow_preset_scales():
 
 @pytest.mark.parametrize("scales", [(64, 256), (128,), (32, 64, 128, 192, 256, 256)])
 def test_explicit_scales_alone_give_a_usable_schedule(scales):
-    """Params that pass validation must always produce a schedule: one entry per scale."""
-    try:
-        p = StyleParams(size=256, scales=scales)
-    except ValidationError:
-        return  # rejecting the combination up front is acceptable too
-    sched = p.schedule()
+    """Params that pass validation must always produce a schedule: one entry per scale.
+    Scales alone are refused (never a silent iteration count); with their counts they run."""
+    with pytest.raises(ValidationError, match="iterations"):
+        StyleParams(size=max(scales), scales=scales)
+    counts = tuple(range(1, len(scales) + 1))
+    sched = StyleParams(size=max(scales), scales=scales, iterations=counts).schedule()
     assert sched.sizes == tuple(dict.fromkeys(scales))
     assert len(sched.iterations) == len(sched.sizes)
-    assert all(n > 0 for n in sched.iterations)
+    assert all(n > 0 for n in sched.iterations) and sum(sched.iterations) == sum(counts)
 
 
 @pytest.mark.parametrize(

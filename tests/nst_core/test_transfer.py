@@ -333,11 +333,11 @@ def test_device_mismatch_is_a_typed_error(stylizer, content_image, style_a):
 
 
 def test_output_has_requested_size_when_scales_stop_short(stylizer, content_image, style_a):
-    """`size` is the output's long side, even when the explicit scales end below it."""
-    try:
-        p = params(size=64, scales=(32,), iterations=(1,))
-    except ValidationError:
-        return  # rejecting such a schedule up front is acceptable too
+    """`size` is the output's long side: explicit scales that end below it are refused up front
+    (never a smaller output), and a schedule ending at it gives exactly that long side."""
+    with pytest.raises(ValidationError, match="last scale"):
+        params(size=64, scales=(32,), iterations=(1,))
+    p = params(size=64, scales=(32, 64), iterations=(1, 1))
     assert max(stylizer.stylize(content_image, [style_a], p).image.size) == 64
 
 

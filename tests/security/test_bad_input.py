@@ -193,7 +193,7 @@ CASES = [
     content("png-16-bit", png16(), 202, None, stored_size=(40, 30)),
     content("grayscale", grayscale(), 202, None, stored_size=(40, 30)),
     content("rgba", rgba(), 202, None, stored_size=(48, 32)),
-    content("exif-rotated", exif_rotated((60, 20)), 202, None, stored_size=(20, 60)),
+    content("exif-rotated", exif_rotated((60, 40)), 202, None, stored_size=(40, 60)),
     # --- auth and tenants: another tenant's job is a 404, never a 403
     Case("missing-api-key", 401, "unauthorized", job_parts(), key=None),
     Case("wrong-api-key", 401, "unauthorized", job_parts(), key=WRONG_KEY),

@@ -125,3 +125,56 @@ def test_list_drops_expired_records_from_the_index(store: JobStore) -> None:
     page, cursor = store.list("x", limit=5)
     assert [j.id for j in page] == [ids[2], ids[0]] and cursor is None
     assert store.r.zcard(f"{store.prefix}tenant:x:jobs") == 2
+
+
+def test_a_created_job_is_unsent_until_marked_and_handed_out_once(store: JobStore) -> None:
+    """Issue 11 #3: a job whose publish failed (or whose API died) is published by a reaper."""
+    sent, lost, claimed = create(store), create(store), create(store)
+    store.mark_sent(sent)
+    store.claim(claimed, lease_seconds=30, max_attempts=3)
+    assert store.unsent(0) == [lost]
+    assert store.unsent(30) == []  # handed out: nobody else sends it for another period
+    store.mark_sent(lost)
+    assert store.r.zcard(f"{store.prefix}unsent") == 0
+
+
+def test_an_expired_unfinished_record_frees_the_tenant_slot(store: JobStore) -> None:
+    """Issue 11 #10: a queued record that expired must not hold the cap of 1 forever."""
+    create(store, "cap", max_active=1, ttl=1)
+    with pytest.raises(TenantLimit):
+        create(store, "cap", max_active=1)
+    time.sleep(1.2)  # the record expires in Redis; the active set still names it
+    assert create(store, "cap", max_active=1)
+
+
+@pytest.mark.parametrize("ending", ["succeeded", "failed", "canceled-queued", "canceled-running",
+                                    "exhausted"])
+def test_every_ending_releases_the_tenant_slot(store: JobStore, ending: str) -> None:
+    """Issue 11 #10: each way a job ends frees its slot under a cap of 1 (no shared cap)."""
+    job_id = create(store, "slot", max_active=1)
+    if ending == "canceled-queued":
+        store.cancel(job_id)
+    elif ending == "exhausted":
+        store.claim(job_id, lease_seconds=0.05, max_attempts=1)
+        time.sleep(0.1)
+        assert store.reap(job_id, max_attempts=1, soft_time_limit=60) == "exhausted"
+    else:
+        claim = store.claim(job_id, lease_seconds=30, max_attempts=3)
+        status = "canceled" if ending == "canceled-running" else ending
+        assert store.finish(job_id, claim.token, status) is not None
+    assert store.get(job_id).finished
+    assert store.r.scard(f"{store.prefix}tenant:slot:active") == 0
+    assert create(store, "slot", max_active=1)
+
+
+def test_a_touch_renews_the_lease_by_the_given_seconds(store: JobStore) -> None:
+    """Issue 11 #10: a renewal that wrote `now + 0` would let the reaper take a live job."""
+    job_id = create(store)
+    claim = store.claim(job_id, lease_seconds=0.5, max_attempts=3)
+    assert store.touch(job_id, claim.token, lease_seconds=30) == "ok"
+    now_s, now_us = store.r.time()
+    lease = float(store.r.hget(f"{store.prefix}job:{job_id}", "lease_until"))
+    assert 29 < lease - (now_s + now_us / 1e6) <= 30
+    time.sleep(0.6)  # past the claim's lease: the renewal must hold it
+    assert job_id not in store.stale_running()
+    assert store.reap(job_id, max_attempts=3, soft_time_limit=60) == "alive"

@@ -26,7 +26,9 @@ ALICE_KEY, ALICE_KEY_2, BOB_KEY = (f"sk-{who}-{_RUN}" for who in ("alice", "alic
 WRONG_KEY = f"sk-wrong-{_RUN}"
 API_KEYS = f"{ALICE_KEY}:alice,{ALICE_KEY_2}:alice,{BOB_KEY}:bob"
 UPLOAD_LIMIT = 64 * 1024  # bytes per uploaded file on the security stack: cheap to exceed
-STORED_NAME = re.compile(r"^uploads/[0-9a-f]{32}/(content|style-\d+)\.png$")
+# Uploads, and the marker that proves API and workers share the store (service/connections.py).
+STORED_NAME = re.compile(
+    r"^(uploads/[0-9a-f]{32}/(content|style-\d+)\.png|system/marker-[0-9a-f]{32}\.txt)$")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 # Tiny engine work, so an accepted job costs nothing even if a worker picked it up.

@@ -70,18 +70,40 @@ def test_a_duplicate_delivery_does_not_run(store, results, settings, engine) -> 
     assert Attempt(job_id, store, results, settings, engine).run() == "done"
 
 
-def test_a_missing_input_fails_the_job_as_invalid_input(store, results, settings, engine) -> None:
+def test_a_missing_input_is_retried_then_fails_as_internal(store, results, settings,
+                                                           engine) -> None:
+    """Issue 11 #5: the store, not the user: each attempt hands the job back (sent again by the
+    reaper); the last one fails it `internal`, never `invalid_input`."""
     job_id = submit(store, results)
     results.delete(upload_key(job_id, "style-0"))
-    assert Attempt(job_id, store, results, settings, engine).run() == JobStatus.FAILED
-    assert store.get(job_id).error_code == "invalid_input"
+    two = settings.model_copy(update={"max_attempts": 2})
+    assert Attempt(job_id, store, results, two, engine).run() == "requeued"
+    job = store.get(job_id)
+    assert job.status == JobStatus.QUEUED and job.attempts == 1 and job.error_code is None
+    assert store.unsent(0) == [job_id]  # the next reaper pass publishes it again
+    assert Attempt(job_id, store, results, two, engine).run() == "failed"
+    job = store.get(job_id)
+    assert job.status == JobStatus.FAILED and job.error_code == "internal"
+    assert "missing from the result store" in job.error_message and "style-0" in job.error_message
 
 
 def test_a_corrupt_input_fails_the_job_as_invalid_input(store, results, settings, engine) -> None:
+    """Issue 11 #10: the invalid_input branch ends `failed` (not `succeeded`), with the reason."""
     job_id = submit(store, results, content=b"not an image")
     assert Attempt(job_id, store, results, settings, engine).run() == JobStatus.FAILED
     job = store.get(job_id)
     assert job.status == JobStatus.FAILED and job.error_code == "invalid_input"
+    assert job.error_message and job.result_key is None and job.finished_at
+    assert store.status_counts()["failed"] == 1 and store.status_counts()["succeeded"] == 0
+
+
+def test_bad_params_in_the_record_fail_the_job_as_invalid_input(store, results, settings,
+                                                               engine) -> None:
+    job_id = submit(store, results, {"iterations": [-1]})
+    assert Attempt(job_id, store, results, settings, engine).run() == JobStatus.FAILED
+    job = store.get(job_id)
+    assert job.status == JobStatus.FAILED and job.error_code == "invalid_input"
+    assert "iterations" in job.error_message
 
 
 def test_an_engine_crash_fails_the_job_as_internal(store, results, settings) -> None:
@@ -92,7 +114,19 @@ def test_an_engine_crash_fails_the_job_as_internal(store, results, settings) -> 
     job_id = submit(store, results)
     assert Attempt(job_id, store, results, settings, Broken()).run() == JobStatus.FAILED
     job = store.get(job_id)
+    assert job.status == JobStatus.FAILED and job.result_key is None  # issue 11 #10: not succeeded
     assert job.error_code == "internal" and "RuntimeError: boom" in job.error_message
+    assert store.status_counts()["failed"] == 1 and store.status_counts()["succeeded"] == 0
+
+
+def test_a_lease_write_renews_by_the_configured_lease(store, results, settings) -> None:
+    """Issue 11 #10: the heartbeat must renew for NST_LEASE_SECONDS, not 0 s."""
+    job_id = submit(store, results)
+    claim = store.claim(job_id, lease_seconds=0.1, max_attempts=3)
+    Lease(store, job_id, claim.token, settings.model_copy(update={"lease_seconds": 20})).write()
+    now_s, now_us = store.r.time()
+    lease = float(store.r.hget(f"{store.prefix}job:{job_id}", "lease_until"))
+    assert 19 < lease - (now_s + now_us / 1e6) <= 20
 
 
 def test_a_cancel_request_stops_the_run(store, results, settings, engine) -> None:

@@ -70,7 +70,8 @@ def test_the_reaper_thread_passes_and_sweeps(store: JobStore, results: LocalStor
                                              settings: Settings) -> None:
     results.put("uploads/old/content.png", b"x")
     old = time.time() - 3600
-    os.utime(results.root / "uploads/old/content.png", (old, old))
+    for path in ("uploads/old/content.png", "uploads/old", "uploads"):  # new folders are kept
+        os.utime(results.root / path, (old, old))
     job_id = queued(store)
     store.claim(job_id, lease_seconds=0.05, max_attempts=3)
     time.sleep(0.1)
@@ -82,3 +83,15 @@ def test_the_reaper_thread_passes_and_sweeps(store: JobStore, results: LocalStor
     reaper.join(2)
     assert store.get(job_id).status == JobStatus.QUEUED
     assert not (results.root / "uploads").exists()  # swept, and its emptied folders
+
+
+def test_a_job_whose_publish_failed_is_sent_by_the_reaper(store: JobStore,
+                                                          settings: Settings) -> None:
+    """Issue 11 #3: created, never published (publish failed, or the API died): sent promptly."""
+    app = Published()
+    job_id = queued(store)
+    quick = settings.model_copy(update={"unsent_after_seconds": 0.1})
+    time.sleep(0.2)
+    assert reap_once(store, quick, app) == {job_id: "sent"}  # type: ignore[arg-type]
+    assert app.sent == [job_id] and store.unsent(0) == []
+    assert reap_once(store, quick, app) == {}  # type: ignore[arg-type]
