@@ -7,7 +7,9 @@ come from the installed `fastapi-offline` package, served from its own directory
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import APIRouter, FastAPI, Request
@@ -44,35 +46,31 @@ def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
+def _docs_page(request: Request, render: Callable[..., HTMLResponse], name: str,
+               extra: dict[str, Any], **assets: str) -> HTMLResponse:
+    """A docs page (Swagger UI or ReDoc) with the app's spec and local assets, behind the docs CSP."""
+    root = request.scope.get("root_path", "")
+    urls = {key: f"{root}{DOCS_PREFIX}/{file}" for key, file in assets.items()}
+    page = render(openapi_url=f"{root}{request.app.openapi_url}", title=f"{request.app.title} - {name}",
+                  **urls, **extra)
+    page.headers.update(DOCS_HEADERS)
+    return page
+
+
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI from local assets."""
-    root = request.scope.get("root_path", "")
-    page = get_swagger_ui_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - Swagger UI",
-        swagger_js_url=f"{root}{DOCS_PREFIX}/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{DOCS_PREFIX}/swagger-ui.css",
-        swagger_favicon_url=f"{root}{DOCS_PREFIX}/favicon.png",
-        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
-    )
-    page.headers.update(DOCS_HEADERS)
-    return page
+    return _docs_page(request, get_swagger_ui_html, "Swagger UI",
+                      swagger_js_url="swagger-ui-bundle.js", swagger_css_url="swagger-ui.css",
+                      swagger_favicon_url="favicon.png",
+                      extra={"swagger_ui_parameters": {"validatorUrl": None}})  # no validator badge
 
 
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
     """ReDoc from local assets, without Google Fonts."""
-    root = request.scope.get("root_path", "")
-    page = get_redoc_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{root}{DOCS_PREFIX}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{DOCS_PREFIX}/favicon.png",
-        with_google_fonts=False,
-    )
-    page.headers.update(DOCS_HEADERS)
-    return page
+    return _docs_page(request, get_redoc_html, "ReDoc", redoc_js_url="redoc.standalone.js",
+                      redoc_favicon_url="favicon.png", extra={"with_google_fonts": False})
 
 
 class _PageHeaders:
