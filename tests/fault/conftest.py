@@ -38,13 +38,3 @@ def stack_of(redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureR
     yield make
     for stack in stacks:
         stack.stop()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
-    """On failure, attach the logs of the stacks the test used."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and call.when == "call":
-        for stack in getattr(item, "fault_stacks", []):
-            report.sections.append((f"stack {stack.name} logs", stack.dump_logs()))

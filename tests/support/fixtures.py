@@ -55,9 +55,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     if report.failed and call.when == "call":
-        for value in getattr(item, "funcargs", {}).values():
-            if isinstance(value, Stack):
-                report.sections.append((f"stack {value.name} logs", value.dump_logs()))
+        used = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Stack)]
+        for stack in used + getattr(item, "fault_stacks", []):  # the fault suite's, built per test
+            report.sections.append((f"stack {stack.name} logs", stack.dump_logs()))
 
 
 # --- in-process tests: the real Redis on 6379 under this session's prefix --------------------
