@@ -35,7 +35,8 @@ def bare_passes(stylizer: Stylizer, params: StyleParams, dims: tuple[int, int], 
         if i == 3:
             t0 = time.perf_counter()
         with autocast(stylizer.device, dtype):
-            feats = stylizer.extractor(x.contiguous(memory_format=torch.channels_last), layers, params.pooling)
+            feats = stylizer.extractor(x.contiguous(memory_format=torch.channels_last), layers,
+                                       params.pooling)
         sum(f.float().sum() for f in feats.values()).backward()
     return time.perf_counter() - t0
 
