@@ -144,8 +144,8 @@ def _wait_with_bar(client: NstClient, job_id: str) -> dict[str, Any]:
 
         def update(view: dict[str, Any]) -> None:
             bar.set_description_str(stage_of(view), refresh=False)
-            bar.eta = _eta(view)
-            bar.update(_percent(view) - bar.n)  # update() refreshes the line
+            bar.eta, bar.n = _eta(view), _percent(view)
+            bar.refresh()  # every poll: update() skips redraws within its mininterval
 
         return client.wait(job_id, poll=0.5, on_update=update)
 
