@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
 
 from api.errors import install_error_handlers
 from api.metrics import observe_request
@@ -42,6 +43,11 @@ async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Re
     return response
 
 
+def operation_id(route: APIRoute) -> str:
+    """The OpenAPI operation id: the handler's name (get_job), not FastAPI's get_job_v1_jobs__id__get."""
+    return route.name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: routes, the one error shape, metrics and access logs."""
     settings = settings or get_settings()
@@ -52,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Submit a content photo and style images, poll the job, fetch the result. "
                     "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
         lifespan=_lifespan,
+        generate_unique_id_function=operation_id,
         docs_url=None, redoc_url=None,  # served offline by api.web
     )
     app.state.settings = settings

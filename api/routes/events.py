@@ -94,7 +94,7 @@ async def _events(r: redis.asyncio.Redis, store: JobStore, job_id: str, cursor: 
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "`status` and `progress` events until the end."},
                        **error_docs(401, 404, 422, 429, 503)})
-def job_events(
+def get_job_events(
     job_id: JobId,
     settings: SettingsDep,
     store: StoreDep,

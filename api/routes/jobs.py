@@ -239,7 +239,9 @@ def get_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JobView:
     return job_view(owned_job(store, tenant, job_id))
 
 
-_IMAGE_RESPONSES = {200: {"content": {t: {} for t in MEDIA_TYPES.values()},
+# A binary schema per media type: without it client generators drop the body (issue 10).
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_IMAGE_RESPONSES = {200: {"content": {t: _BINARY for t in MEDIA_TYPES.values()},
                           "description": "The image."},
                     304: {"description": "Not modified (If-None-Match matched the ETag)."}}
 

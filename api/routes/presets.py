@@ -45,7 +45,7 @@ class PresetList(BaseModel):
 
 @router.get("/presets", response_model=PresetList, summary="Presets and service limits",
             responses=error_docs(401))
-def list_presets(settings: SettingsDep, tenant: TenantDep) -> PresetList:
+def get_presets(settings: SettingsDep, tenant: TenantDep) -> PresetList:
     """Each preset's schedule (read from the engine) and typical time, and the limits."""
     return PresetList(
         presets=[PresetView(name=name, scales=list(fractions), iterations=list(iterations),
