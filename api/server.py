@@ -39,12 +39,12 @@ class IdleClosingHttpTools(_IdleTimeout, HttpToolsProtocol):
     """uvicorn's httptools protocol that also times out connections that never send a request."""
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Run uvicorn on the app until stopped."""
+def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Run uvicorn on the app, in `workers` processes, until stopped."""
     options: dict[str, Any] = {
         "limit_concurrency": settings.limit_concurrency,  # beyond it: 503 at once, no queueing
         "timeout_keep_alive": settings.keep_alive_seconds,
         "backlog": settings.limit_concurrency,
     }
-    uvicorn.run("api.main:app", host=host, port=port, log_config=None, access_log=False,
-                http=IdleClosingHttpTools, **options)
+    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_config=None,
+                access_log=False, http=IdleClosingHttpTools, **options)

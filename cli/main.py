@@ -36,7 +36,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     except (ValueError, connections.StoreMismatch) as e:
         print(f"nst api: {e}", file=sys.stderr)
         return 2
-    serve(settings, host, args.port or settings.port)
+    serve(settings, host, args.port or settings.port, args.workers)
     return 0
 
 
@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API", formatter_class=fmt)
     api.add_argument("--host", default=None, help="listen address; None: NST_HOST (127.0.0.1)")
     api.add_argument("--port", type=int, default=None, help="listen port; None: NST_PORT (8000)")
+    api.add_argument("--workers", type=int, default=1,
+                     help="uvicorn worker processes (all state is in Redis, so any number serves)")
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run a Celery worker", formatter_class=fmt)
