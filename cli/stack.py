@@ -120,11 +120,11 @@ class ServiceStack:
         return proc
 
     def start_api(self, port: int | None = None, *, host: str = "127.0.0.1",
-                  ready: str = "/healthz", timeout: float = 60) -> subprocess.Popen:
+                  ready: str = "/healthz", timeout: float = 60, workers: int = 1) -> subprocess.Popen:
         """Start the API on `port` (else a free one) and wait until `ready` answers 200."""
         port = port or free_port()
         self.url = f"http://{host}:{port}"
-        api = self.spawn("api", "--host", host, "--port", str(port))
+        api = self.spawn("api", "--host", host, "--port", str(port), "--workers", str(workers))
         wait_until(lambda: httpx.get(self.url + ready, timeout=1).status_code == 200, timeout, api)
         return api
 

@@ -13,6 +13,7 @@ from standardwebhooks.webhooks import Webhook
 
 from client import NstClient
 from tests.support.receiver import Receiver
+from tests.support.sse import read_stream
 from tests.support.stack import CONTENT, STYLE, TINY, Stack, long_params
 
 OLD, NEW = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
@@ -94,38 +95,6 @@ def test_event_delivered_after_the_deliverer_is_sigkilled_mid_delivery(push, ali
     got = receiver.wait(lambda g: any(r.answered == 200 for r in g[1:]), timeout=90)
     assert {r.headers["webhook-id"] for r in got} == {got[0].headers["webhook-id"]}
     assert Webhook(NEW).verify(got[-1].body, got[-1].headers)["data"]["id"] == job["id"]
-
-
-def sse(response: httpx.Response) -> Iterator[dict]:
-    """Parse a text/event-stream into events ({id, event, data}); comments are yielded as such."""
-    event: dict = {}
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            yield {"comment": line}
-        elif not line:
-            if event:
-                yield event
-            event = {}
-        else:
-            name, _, value = line.partition(":")
-            event[name] = value.removeprefix(" ")
-
-
-def read_stream(client: NstClient, job_id: str, headers: dict | None = None, stop=None
-                ) -> list[dict]:
-    """Events of the job's stream until it closes (or `stop(events)` holds)."""
-    events: list[dict] = []
-    with client.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers or {},
-                            timeout=30) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for event in sse(response):
-            if "comment" not in event:
-                event["data"] = json.loads(event["data"])
-                events.append(event)
-            if stop and stop(events):
-                break
-    return events
 
 
 @pytest.mark.timeout(120)
