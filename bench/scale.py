@@ -25,7 +25,7 @@ def ours(content: Path, style: Path, size: int, preset: str, out: Path) -> dict:
     output = out / f"nst_{preset}_{size}.png"
     cmd = [sys.executable, "-m", "nst_core.cli", str(content), str(style), "-o", str(output),
            "--size", str(size), "--preset", preset, "--json"]
-    wall, peak_mb, stdout = _peak_of(cmd)
+    wall, peak_mb, _, stdout = _peak_of(cmd)
     summary = json.loads(stdout.strip().splitlines()[-1])
     timings = summary["timings"]
     return {"size": size, "wall_s": round(wall, 2), "peak_mb": round(peak_mb),
