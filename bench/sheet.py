@@ -3,8 +3,10 @@
 Rows are content x style pairs; columns are our presets and, for the styles with faces and
 figures in them, pastiche's 300-step result. Every cell is cached on disk: ours by the engine's
 source and the run's parameters (a change to nst_core re-renders), pastiche's by its inputs
-(it takes minutes per image). One page per content plus an index page.
-Usage: python bench/sheet.py [--size 512] [--presets fast balanced high] [--out bench/out/sheet]
+(it takes minutes per image). One page per content plus an index page, and a large-size page:
+the default preset at --size beside --large-size, to compare stroke sizes relative to the picture.
+Usage: python bench/sheet.py [--size 512] [--presets fast balanced high] [--large-size 2048]
+       [--out bench/out/sheet]
 """
 
 from __future__ import annotations
@@ -115,6 +117,9 @@ def main() -> None:
                         help="contents whose figure-style rows get a pastiche cell")
     parser.add_argument("--cached-pastiche-only", action="store_true",
                         help="show pastiche only where a result is kept already (bench/run.py keeps its own)")
+    parser.add_argument("--large-size", type=int, default=2048, help="0: no large-size page")
+    parser.add_argument("--large-pairs", nargs="+", default=["tubingen:starry_night"],
+                        help="content:style pairs of the large-size page")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "sheet")
     args = parser.parse_args()
     if not SHARED.is_dir():
@@ -140,6 +145,15 @@ def main() -> None:
         page = args.out / f"sheet-{c}.png"
         compose(rows).save(page)
         print(f"wrote {page}", flush=True)
+    if args.large_size:
+        rows = []
+        for pair in args.large_pairs:
+            content, style = (image_path(name, cells) for name in pair.split(":"))
+            rows.append([(content, content.stem), (style, style.stem)]
+                        + [(our_cell(content, style, "balanced", size, cells, digest), f"balanced {size} px")
+                           for size in (args.size, args.large_size)])
+        compose(rows).save(args.out / "sheet-large.png")
+        print(f"wrote {args.out / 'sheet-large.png'}", flush=True)
     every = [row for rows in pages.values() for row in rows]
     compose(every).save(args.out / "sheet.png")
     (args.out / "sheet.json").write_text(json.dumps({"engine": digest, "size": args.size,

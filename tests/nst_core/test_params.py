@@ -9,6 +9,7 @@ from nst_core.params import (
     CONTENT_LAYERS_DEFAULT,
     LAYER_NAMES,
     MIN_SCALE_SIZE,
+    PRESET_SIZE,
     PRESETS,
     STYLE_LAYERS_DEFAULT,
     StyleParams,
@@ -46,14 +47,34 @@ def test_default_dicts_are_not_shared_between_instances():
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_preset_schedule_at_full_size(preset):
     fractions, iters = PRESETS[preset]
-    p = StyleParams(size=1024, preset=preset)
+    p = StyleParams(size=PRESET_SIZE, preset=preset)
     sched = p.schedule()
-    assert sched.sizes == tuple(round(f * 1024) for f in fractions)
+    assert sched.sizes == tuple(round(f * PRESET_SIZE) for f in fractions)
     assert sched.iterations == iters
-    assert list(sched.sizes) == sorted(sched.sizes) and sched.sizes[-1] == 1024
+    assert list(sched.sizes) == sorted(sched.sizes) and sched.sizes[-1] == PRESET_SIZE
     # most of the work happens at low resolution
     assert sched.iterations[0] == max(sched.iterations)
     assert p.total_iterations == sum(iters)
+
+
+@pytest.mark.parametrize("size", [768, 1024, 1536, 2048])
+def test_large_outputs_start_where_a_512_px_job_does(size):
+    """Strokes keep their size relative to the picture: the coarse scales are a 512 px job's."""
+    fractions, iters = PRESETS["balanced"]
+    sched = StyleParams(size=size).schedule()
+    n = len(fractions)
+    assert sched.sizes[:n] == StyleParams(size=PRESET_SIZE).schedule().sizes
+    assert sched.iterations[:n] == iters
+    refinements = sched.sizes[n:]
+    assert refinements[-1] == size and list(refinements) == sorted(refinements)
+    assert all(b <= 2 * a for a, b in zip(sched.sizes[n - 1:], refinements, strict=False))
+    assert sched.iterations[n:] == (iters[-1],) * len(refinements)
+
+
+def test_iterations_override_counts_the_refinement_scales():
+    assert StyleParams(size=1024, iterations=(5, 4, 3, 2)).schedule().iterations == (5, 4, 3, 2)
+    with pytest.raises(ValidationError, match="one entry per scale"):
+        StyleParams(size=1024, iterations=(5, 4, 3))
 
 
 def test_presets_order_time_against_quality():
@@ -87,9 +108,9 @@ def test_explicit_scales_and_iterations():
 
 
 def test_explicit_iterations_follow_preset_scales():
-    p = StyleParams(size=1024, preset="fast", iterations=(3, 2, 1))
+    p = StyleParams(size=512, preset="fast", iterations=(3, 2, 1))
     assert p.schedule().iterations == (3, 2, 1)
-    assert p.schedule().sizes == (256, 512, 1024)
+    assert p.schedule().sizes == (128, 256, 512)
 
 
 @pytest.mark.parametrize("scales", [(64, 256), (128,), (32, 64, 128, 192, 256, 256)])
