@@ -2,7 +2,8 @@
 
 One `stylize` at 128 px (40 L-BFGS iterations, after a warm-up run at the same shape, so no
 first-call costs) under cProfile, and 40 bare forward+backward passes through the same layers
-under the same autocast, in one process.
+under the same autocast, in one process. The warm-up run is timed too: the first run at a
+shape in a process, as a job's first scale is, and what its first calls cost over a warm one.
 Usage: python bench/profile128.py [--content C --style S] [--iterations 40]
 """
 
@@ -50,7 +51,9 @@ def main() -> None:
     content, style = (Image.open(p).convert("RGB") for p in (args.content, args.style))
     stylizer = Stylizer()
     params = StyleParams(size=128, scales=(128,), iterations=(args.iterations,), preview_every=0)
+    t0 = time.perf_counter()
     stylizer.stylize(content, [style], params)  # warm-up at this shape
+    cold = time.perf_counter() - t0
     profile = cProfile.Profile()
     t0 = time.perf_counter()
     profile.enable()
@@ -60,6 +63,8 @@ def main() -> None:
     bare = bare_passes(stylizer, params, result.image.size, args.iterations)
     print(f"stylize, {args.iterations} iterations at {result.image.size}: {run:.2f} s; "
           f"bare forward+backward x{args.iterations}: {bare:.2f} s; ratio {run / bare:.2f}")
+    print(f"the same run cold (first at this shape in the process): {cold:.2f} s; "
+          f"first calls cost {cold - run:.2f} s, {cold / bare:.2f}x the bare passes")
     pstats.Stats(profile).sort_stats("cumulative").print_stats(20)
 
 
