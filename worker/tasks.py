@@ -1,7 +1,8 @@
 """The heavy side: the Celery task that runs one delivery of a job (worker/attempt.py).
 
 The engine (torch, VGG19) loads in each pool process as it starts, so bad weights stop the
-worker instead of failing every job it takes.
+worker instead of failing every job it takes. The worker's main process runs the reaper and
+the heartbeat that /metrics counts workers by.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from service.queue import TASK_NAME
 from service.settings import get_settings
 from worker.attempt import Attempt, Engine
 from worker.celery_app import app
+from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
 
 log = logging.getLogger("nst.worker")
@@ -63,6 +65,7 @@ def run_job(job_id: str) -> str:
 # --- worker process lifecycle ---------------------------------------------------------------
 
 _reaper: Reaper | None = None
+_heartbeat: Heartbeat | None = None
 
 
 @celeryd_after_setup.connect
@@ -105,13 +108,18 @@ def _start_pool_process(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _start_reaper(**_: Any) -> None:
-    global _reaper
-    _reaper = Reaper(connections.job_store(), connections.result_store(), get_settings(), app)
+def _start_main_threads(sender: Any = None, **_: Any) -> None:
+    global _reaper, _heartbeat
+    store = connections.job_store()
+    _reaper = Reaper(store, connections.result_store(), get_settings(), app)
     _reaper.start()
+    _heartbeat = Heartbeat(store.r, store.prefix, sender.hostname, _pool_size)
+    _heartbeat.start()
 
 
 @worker_shutdown.connect
-def _stop_reaper(**_: Any) -> None:
+def _stop_main_threads(**_: Any) -> None:
     if _reaper is not None:
         _reaper.stop()
+    if _heartbeat is not None:
+        _heartbeat.stop()
