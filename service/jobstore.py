@@ -7,7 +7,8 @@ Keys (all under a prefix, default `nst:`):
   queued / running       sorted sets: queued by enqueue time, running by lease expiry
   unsent                 sorted set: created jobs whose queue message is not known to be sent
   idem:{t}:{sha256(key)} "body_hash job_id" for Idempotency-Key
-  count:{status}         total jobs that ended in each terminal status
+  count:{status}         total jobs that ended in each terminal status (never expires)
+  failures               hash, error code -> total jobs that failed with it (never expires)
   job:{id}:events        stream of the job's status and progress events (GET .../events)
   webhooks:due           sorted set, score = due time: the webhook outbox (webhooks/)
 
@@ -65,7 +66,9 @@ local function finish(status, code, message)
   redis.call('ZREM', prefix .. 'queued', id)
   redis.call('ZREM', prefix .. 'running', id)
   redis.call('SREM', prefix .. 'tenant:' .. tenant .. ':active', id)
+  -- the totals are counted here, once per job: no path reaches a terminal status twice
   redis.call('INCR', prefix .. 'count:' .. status)
+  if status == 'failed' then redis.call('HINCRBY', prefix .. 'failures', code, 1) end
   emit('status', 'completed', 'job.' .. status)
 end
 local function requeue(id)  -- the attempt is over, not the job: another delivery runs it
@@ -545,6 +548,10 @@ class JobStore:
         counts = {"queued": int(queued), "running": int(running)}
         counts.update({s: int(v or 0) for s, v in zip(sorted(TERMINAL), ends, strict=True)})
         return counts
+
+    def failure_counts(self) -> dict[str, int]:
+        """Total jobs that ended failed, by error code (codes seen so far)."""
+        return {code: int(n) for code, n in self.r.hgetall(f"{self.prefix}failures").items()}
 
     # --- worker side ----------------------------------------------------------------------
 

@@ -43,6 +43,10 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if isinstance(line.get("data"), dict):
+            # Celery's task logs carry their context as `data`, with the traceback even where
+            # its policy logs none (an expected exception); `exc` has it when there is one.
+            line["data"] = {k: v for k, v in line["data"].items() if k != "traceback"}
         if "job_id" not in line and (job_id := _current_job.get()):
             line["job_id"] = job_id
         if record.exc_info:

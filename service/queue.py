@@ -1,6 +1,7 @@
 """The queue contract between the API and the workers: one task name, the payload is a job id.
 
-Everything else a worker needs is in the job record; Celery's result backend is not used.
+Everything else a worker needs is in the job record; Celery's result backend only mirrors how
+each delivery ended (worker/task_states.py).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from nst_core.errors import Canceled, ImageError, InvalidParams
 from nst_core.image import decode_image, encode_image
-from nst_core.params import StyleParams
+from nst_core.params import PRESETS, StyleParams
 from nst_core.progress import Progress, Result
 from service import stats
 from service.contract import JobProgress, JobStatus
@@ -128,7 +128,7 @@ class Attempt:
                  engine: Engine) -> None:
         self.job_id, self.store, self.results, self.settings = job_id, store, results, settings
         self.engine = engine
-        self.token, self.outcome = "", ""
+        self.token, self.outcome, self.preset = "", "", ""
         self.lease: Lease | None = None
         self.files: list[str] = []  # what this attempt stored: deleted if it loses the job
         self._last_preview = float("-inf")
@@ -165,6 +165,7 @@ class Attempt:
                           claim.queue_wait)
         job = self.store.get(self.job_id)
         if job is not None:
+            self.preset = preset_label(job.params)
             log.info("job started", extra={**self.ctx, "attempt": job.attempts})
         return job
 
@@ -238,7 +239,8 @@ class Attempt:
         if seconds is None:
             log.warning("lost the job before finishing", extra={**self.ctx, "status": ending.status})
             return self.drop()
-        stats.observe(self.store.r, self.store.prefix, "job_run_seconds", seconds)
+        stats.observe(self.store.r, self.store.prefix, "job_run_seconds", seconds,
+                      (ending.status, self.preset))
         log.info("job finished", extra={**self.ctx, "status": ending.status,
                                         "run_seconds": round(seconds, 3),
                                         "error_code": ending.error[0] if ending.error else None})
@@ -278,6 +280,13 @@ class Attempt:
         for key in self.files:
             self.results.delete(key)
         return "lost"
+
+
+def preset_label(params: dict[str, Any]) -> str:
+    """The job's preset for metrics: `custom` when it set its own schedule (or an unknown one)."""
+    preset = params.get("preset", StyleParams.model_fields["preset"].default)
+    custom = params.get("scales") or params.get("iterations") or preset not in PRESETS
+    return "custom" if custom else preset
 
 
 def _message(e: Exception) -> str:

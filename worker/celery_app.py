@@ -1,4 +1,4 @@
-"""The Celery application: Redis broker, late acks, one queue, per-task time limits.
+"""The Celery application: Redis broker, late acks, one queue, per-task time limits, task states.
 
 `celery -A worker.celery_app worker` loads this; the API imports it only to publish.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import Celery
 
 from service.settings import Settings, get_settings
+from worker.task_states import backend_url
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -38,7 +39,11 @@ def create_celery_app(settings: Settings) -> Celery:
         task_time_limit=settings.task_hard_time_limit,
         task_serializer="json",
         accept_content=["json"],
-        task_ignore_result=True,  # the job record is the result; no result backend
+        # The job record is the result; the backend keeps each delivery's state (SUCCESS,
+        # FAILURE, REVOKED: worker/task_states.py) for Flower and AsyncResult, as long as the job.
+        result_backend=backend_url(settings),
+        result_backend_transport_options={"master_name": settings.redis_master_name},
+        result_expires=settings.job_ttl_seconds,
         task_default_queue=settings.queue,
         task_create_missing_queues=True,
         worker_hijack_root_logger=False,

@@ -1,7 +1,8 @@
 """The heavy side: the Celery task that runs one delivery of a job (worker/attempt.py).
 
 The engine (torch, VGG19) loads in each pool process as it starts, so bad weights stop the
-worker instead of failing every job it takes.
+worker instead of failing every job it takes. The worker's main process runs the reaper and
+the heartbeat that /metrics counts workers by.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import time
 from typing import Any
 
 import redis
+from celery import Task
 from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
 
 from service import connections
+from service.contract import JobStatus
 from service.logs import configure_logging, job_logging
 from service.queue import TASK_NAME
 from service.settings import get_settings
 from worker.attempt import Attempt, Engine
 from worker.celery_app import app
+from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper
+from worker.task_states import JobFailed, revoked
 
 log = logging.getLogger("nst.worker")
 
@@ -53,16 +58,33 @@ def run(job_id: str) -> str:
     return attempt.run()
 
 
-@app.task(name=TASK_NAME)
-def run_job(job_id: str) -> str:
-    """The Celery entry point; the payload is the job id only."""
+# An attempt's outcomes that ended the job failed (at its finish, or at a claim past the last
+# attempt) and canceled; any other outcome ends the delivery normally.
+_FAILED = {JobStatus.FAILED, "exhausted"}
+_CANCELED = {JobStatus.CANCELED}
+
+
+# JobFailed is expected: Celery logs it on one line (the worker logged why), acks the message
+# (acks_on_failure) and never retries it; the job store has recorded the failure before it.
+@app.task(name=TASK_NAME, bind=True, throws=(JobFailed,))
+def run_job(self: Task, job_id: str) -> str:
+    """The Celery entry point; the payload is the job id only. The task's state mirrors how
+    this delivery ended the job (worker/task_states.py)."""
     with job_logging(job_id):
-        return run(job_id)
+        outcome = run(job_id)
+    if outcome in _CANCELED:
+        revoked(self, "the job was canceled")
+    if outcome in _FAILED:
+        job = connections.job_store().get(job_id)  # the error as the store recorded it
+        code, message = (job.error_code, job.error_message) if job else (None, "record gone")
+        raise JobFailed(code or "", message or "")
+    return outcome
 
 
 # --- worker process lifecycle ---------------------------------------------------------------
 
 _reaper: Reaper | None = None
+_heartbeat: Heartbeat | None = None
 
 
 @celeryd_after_setup.connect
@@ -105,13 +127,18 @@ def _start_pool_process(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _start_reaper(**_: Any) -> None:
-    global _reaper
-    _reaper = Reaper(connections.job_store(), connections.result_store(), get_settings(), app)
+def _start_main_threads(sender: Any = None, **_: Any) -> None:
+    global _reaper, _heartbeat
+    store = connections.job_store()
+    _reaper = Reaper(store, connections.result_store(), get_settings(), app)
     _reaper.start()
+    _heartbeat = Heartbeat(store.r, store.prefix, sender.hostname, _pool_size)
+    _heartbeat.start()
 
 
 @worker_shutdown.connect
-def _stop_reaper(**_: Any) -> None:
+def _stop_main_threads(**_: Any) -> None:
     if _reaper is not None:
         _reaper.stop()
+    if _heartbeat is not None:
+        _heartbeat.stop()

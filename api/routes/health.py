@@ -33,5 +33,5 @@ def readyz(store: StoreDep) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 def metrics() -> Response:
-    """Jobs by status, queue depth, job duration and queue-wait histograms, HTTP latency."""
+    """Job counts and totals, workers, job histograms, HTTP latency (docs/API.md lists them)."""
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -28,6 +28,13 @@ def test_services_and_profiles(compose: dict) -> None:
         assert "test" in services[name]["healthcheck"], name
 
 
+def test_flower_reads_task_states_and_serves_its_api_on_loopback_only(compose: dict) -> None:
+    flower = compose["services"]["flower"]
+    assert flower["environment"]["FLOWER_UNAUTHENTICATED_API"] == "true"  # Flower 2.x's API
+    assert flower["ports"] and all(p.startswith("127.0.0.1:") for p in flower["ports"])
+    assert "--result-backend=redis://redis:6379/0" in flower["command"]
+
+
 def test_redis_keeps_jobs(compose: dict) -> None:
     command = compose["services"]["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"

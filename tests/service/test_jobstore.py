@@ -178,3 +178,19 @@ def test_a_touch_renews_the_lease_by_the_given_seconds(store: JobStore) -> None:
     time.sleep(0.6)  # past the claim's lease: the renewal must hold it
     assert job_id not in store.stale_running()
     assert store.reap(job_id, max_attempts=3, soft_time_limit=60) == "alive"
+
+
+def test_failures_are_counted_by_code_once_per_job(store: JobStore) -> None:
+    """The finish script counts each ending once: a late finish or reap of the job adds nothing."""
+    failed = create(store)
+    claim = store.claim(failed, lease_seconds=30, max_attempts=3)
+    for first in (True, False):
+        seconds = store.finish(failed, claim.token, JobStatus.FAILED, error=("invalid_input", "x"))
+        assert (seconds is not None) == first
+    assert store.reap(failed, max_attempts=3, soft_time_limit=60) == "not_running"
+    spent = create(store)
+    store.claim(spent, lease_seconds=0, max_attempts=1)
+    assert store.reap(spent, max_attempts=1, soft_time_limit=60) == "exhausted"
+    assert store.failure_counts() == {"invalid_input": 1, "attempts_exhausted": 1}
+    assert store.status_counts()[JobStatus.FAILED] == 2
+    assert store.r.ttl(f"{store.prefix}failures") == -1  # totals never expire
