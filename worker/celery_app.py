@@ -20,6 +20,9 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # a long job must not hold other jobs hostage
+        # A pool process loads torch and VGG19 before it reports up; on a loaded machine that
+        # took longer than Celery's 4 s default, and the pool killed and restarted it in a loop.
+        worker_proc_alive_timeout=60,
         # Nor may it after a broker reconnect, when the new channel forgets the message still
         # running: take a message only when a pool process is free (Redis broker only).
         worker_disable_prefetch=True,
