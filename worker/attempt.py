@@ -132,6 +132,7 @@ class Attempt:
         self.lease: Lease | None = None
         self.files: list[str] = []  # what this attempt stored: deleted if it loses the job
         self._last_preview = float("-inf")
+        self.callback_seconds = 0.0  # time spent in the engine's progress callback
         self._previews = False
         self.ctx = {"job_id": job_id}
 
@@ -206,8 +207,11 @@ class Attempt:
     def on_progress(self, p: Progress) -> bool:
         """The engine's callback: record progress, store a preview now and then; True stops."""
         assert self.lease is not None
+        t0 = time.perf_counter()
         self.lease.report(JobProgress.from_engine(p), self._store_preview(p.preview))
-        return self.lease.check() != "ok"
+        stop = self.lease.check() != "ok"
+        self.callback_seconds += time.perf_counter() - t0  # part of the service's own cost
+        return stop
 
     def _store_preview(self, image: Image.Image | None) -> str | None:
         # preview_every=0 means none at all (the engine's done event carries the image anyway).
@@ -243,6 +247,7 @@ class Attempt:
                       (ending.status, self.preset))
         log.info("job finished", extra={**self.ctx, "status": ending.status,
                                         "run_seconds": round(seconds, 3),
+                                        "callback_seconds": round(self.callback_seconds, 4),
                                         "error_code": ending.error[0] if ending.error else None})
         return ending.status
 
