@@ -174,15 +174,18 @@ class ServiceStack:
         stop_all(list(reversed(self.procs)), timeout)
 
 
-def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_dir: Path) -> int:
-    """Start everything, print the URL, supervise until a signal or a child's death."""
+def run_stack(host: str, port: int, workers: int, redis_configured: bool, data_dir: Path) -> int:
+    """Start everything, print the URL, supervise until a signal or a child's death.
+
+    Without a configured Redis (NST_REDIS_URL or NST_REDIS_SENTINELS), an embedded one is started.
+    """
     stack = ServiceStack(dict(os.environ))
     try:
-        if not redis_url:
+        if not redis_configured:
             redis_proc, redis_url = start_redis(data_dir / "redis")
             stack.adopt(redis_proc)
             log.info("embedded redis started", extra={"url": redis_url})
-        stack.env["NST_REDIS_URL"] = redis_url
+            stack.env["NST_REDIS_URL"] = redis_url
         stack.start_api(port, host=host, ready="/readyz")
         for _ in range(workers):
             stack.start_worker(wait=False)

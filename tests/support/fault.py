@@ -94,6 +94,16 @@ def wait_running(client: NstClient, job_id: str, timeout: float = 90) -> dict:
                      and (v.get("progress") or {}).get("step", 0) > 0, timeout)
 
 
+def finish_lines(stack: FaultStack, job_ids: set[str], deadline: float) -> list[dict]:
+    """The workers' `job finished` lines, once each of `job_ids` has one (or at the deadline): a
+    worker logs it after its finish returns, which may be after a reader saw the job end."""
+    while True:
+        lines = stack.worker_events("job finished")
+        if job_ids <= {e.get("job_id") for e in lines} or time.monotonic() >= deadline:
+            return lines
+        time.sleep(0.2)
+
+
 def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, str],
                      timeout: float = 120) -> dict[str, dict]:
     """The promise every fault test ends with, for every job it had accepted.
@@ -111,7 +121,8 @@ def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, s
         left = max(1.0, deadline - time.monotonic())
         views[job_id] = wait_view(client, job_id, lambda v: JobStatus(v["status"]).is_terminal, left)
     store = stack.store()
-    finished = stack.worker_events("job finished")
+    succeeded = {j for j, w in expected.items() if w == "succeeded"}
+    finished = finish_lines(stack, succeeded, max(deadline, time.monotonic() + 5))
     for job_id, want in expected.items():
         view = views[job_id]
         status, _, code = want.partition(":")
