@@ -3,10 +3,10 @@
     .venv/bin/python bench/redis_wait.py --requests 300
 
 One run starts a Sentinel group (master, replica, three Sentinels) on loopback in a temporary
-directory and two API processes on it, one without WAIT and one with WAIT 1 (no worker: each
-job is canceled after its POST, untimed). One client alternates its requests between the two, so
-both see the same machine load. Then the job store's create and finish are timed in this process the same way, without the
-HTTP and image work around them. Prints a table of p50/p90/p99/mean milliseconds per side.
+directory and two API processes on it, one without WAIT and one with WAIT 1 (no worker: each job
+is canceled after its POST, untimed). One client alternates its requests between the two, so both
+see the same machine load. Then the job store's create and finish are timed in this process the
+same way, without the HTTP and image work around them. Prints p50/p90/p99/mean ms per side.
 """
 
 from __future__ import annotations
