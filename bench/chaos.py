@@ -31,6 +31,11 @@ from bench.chaos_clients import Client, Tally  # noqa: E402
 from bench.chaos_faults import FAULTS, ChaosStack, Injector  # noqa: E402
 from service.contract import TERMINAL  # noqa: E402
 
+# What the workers went through, for the report (not invariants).
+WORKER_EVENTS = ("job started", "job finished", "delivery not run", "reclaimed a job with an expired lease",
+                 "re-sent a job queued for too long", "stopped: the lease went to another attempt",
+                 "Timed out waiting for UP message", "engine loaded")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
@@ -82,12 +87,14 @@ def soak(args: argparse.Namespace, tmp: Path) -> tuple[list[str], list[Check]]:
                             {t: k for k, t in keys.items()}, finish_lines, injector.touched(),
                             stack.data / "store", int(stack.env.get("NST_MAX_ATTEMPTS", "3")))
         checks = run_checks(evidence)
+        seen = {text: len(stack.log_lines("worker", text)) for text in WORKER_EVENTS}
     finally:
         stack.stop()
     header = (f"chaos soak, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: {args.minutes:g} min of "
               f"faults, seed {args.seed}, {args.workers} workers, {args.clients} clients; stack "
               f"start {startup:.1f} s, drain {drain:.1f} s")
-    return [header, "", *summary(tally, records, injector.counts()), ""], checks
+    events = ["| worker log lines | count |", "|---|---:|", *(f"| {t} | {n} |" for t, n in seen.items())]
+    return [header, "", *summary(tally, records, injector.counts()), "", *events, ""], checks
 
 
 def summary(tally: Tally, records: dict, faults: Counter) -> list[str]:
