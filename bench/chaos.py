@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import random
 import secrets
 import sys
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* when run as a script
@@ -50,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how long the clients may follow their jobs after the faults")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn)")
     parser.add_argument("--keep", type=Path, default=None,
-                        help="run in this directory and keep it (logs, store, AOF)")
+                        help="run in this directory and keep it (logs, store, AOF, faults.json)")
     return parser.parse_args(argv)
 
 
@@ -73,6 +75,7 @@ def soak(args: argparse.Namespace, tmp: Path) -> tuple[list[str], list[Check]]:
         stop_faults.set()
         stop_submitting.set()
         injector.join()  # a fault in progress ends with its recovery (restart, SIGCONT)
+        (tmp / "faults.json").write_text(json.dumps([asdict(f) for f in injector.faults], indent=1))
         stack.top_up_workers(wait=False)
         drain_began = time.monotonic()
         while not all(c.idle for c in clients) and time.monotonic() - drain_began < args.drain_seconds:
