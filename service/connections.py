@@ -7,6 +7,8 @@ import time
 from functools import lru_cache
 
 import redis
+import redis.asyncio
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
 from service.jobstore import DEFAULT_PREFIX, JobStore
@@ -27,10 +29,30 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.broker_url, **options)
 
 
+def stream_client(socket_timeout: float) -> redis.asyncio.Redis:
+    """A new asyncio client for one event stream (its blocking read holds a connection), on the
+    master that redis_client() would reach."""
+    settings = get_settings()
+    options = {"decode_responses": True, "socket_connect_timeout": 2,
+               "socket_timeout": socket_timeout}
+    if settings.sentinels():
+        return _async_sentinel().master_for(settings.redis_master_name, **options)
+    return redis.asyncio.Redis.from_url(settings.broker_url, **options)
+
+
+@lru_cache
+def _async_sentinel() -> AsyncSentinel:
+    # One per process, like redis_client()'s: each stream's client asks it for the master.
+    return AsyncSentinel(get_settings().sentinels(), socket_connect_timeout=1, socket_timeout=2)
+
+
 @lru_cache
 def job_store() -> JobStore:
-    """The job store on this process' Redis client."""
-    return JobStore(redis_client())
+    """The job store on this process' Redis client; with NST_REDIS_WAIT_REPLICAS, each status
+    transition waits for that many replicas to acknowledge it."""
+    settings = get_settings()
+    return JobStore(redis_client(), wait_replicas=settings.redis_wait_replicas,
+                    wait_timeout_ms=settings.redis_wait_timeout_ms)
 
 
 @lru_cache

@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from service.contract import TERMINAL, JobProgress, JobStatus, lua_is_terminal
+
+log = logging.getLogger("nst.store")
 
 DEFAULT_PREFIX = "nst:"
 PROGRESS_WEBHOOK_INTERVAL = 5.0  # seconds: the least gap between two progress webhooks of a job
@@ -422,12 +427,17 @@ class Claim:
 class JobStore:
     """Job records and indexes in Redis; every method is one round trip or one script.
 
-    The client must decode replies (`decode_responses=True`).
+    The client must decode replies (`decode_responses=True`). With `wait_replicas`, every status
+    transition is followed by WAIT on its connection, so that a change is on that many replicas
+    before anyone hears of it; after `wait_timeout_ms` it goes on anyway (logged): a replica down
+    must not stop the service. Progress writes never wait.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX,
+                 wait_replicas: int = 0, wait_timeout_ms: int = 500) -> None:
         self.r = client
         self.prefix = prefix
+        self.wait_replicas, self.wait_timeout_ms = wait_replicas, wait_timeout_ms
         self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
         self._touch = client.register_script(_TOUCH)
@@ -439,6 +449,27 @@ class JobStore:
         self._send_unsent = client.register_script(_SEND_UNSENT)
         self._list = client.register_script(_LIST)
         self._delete = client.register_script(_DELETE)
+
+    def _transition(self, script: Script, *, keys: list[str], args: list[Any]) -> Any:
+        """Run a transition's script; with wait_replicas, WAIT in the same round trip."""
+        if not self.wait_replicas:
+            return script(keys=keys, args=args)
+        for _ in range(2):
+            # One pipeline is one connection: WAIT counts the writes of its own connection only.
+            pipe = self.r.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            try:
+                out, acked = pipe.execute()
+            except NoScriptError:  # a restarted or newly promoted server: load it, once
+                self.r.script_load(script.script)
+                continue
+            if acked < self.wait_replicas:
+                log.warning("a job store write was not acknowledged by enough replicas in time",
+                            extra={"replicas": acked, "wanted": self.wait_replicas,
+                                   "timeout_ms": self.wait_timeout_ms})
+            return out
+        raise NoScriptError("the job store's script could not be loaded")
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -473,7 +504,8 @@ class JobStore:
         """
         idem_key = self._idem_key(tenant, idempotency[0]) if idempotency else ""
         idem_value = f"{idempotency[1]} {job_id}" if idempotency else ""
-        out = self._create(
+        out = self._transition(
+            self._create,
             keys=[self._job_key(job_id)],
             args=[self.prefix, job_id, tenant, json.dumps(params), json.dumps(inputs), ttl,
                   max_active, max_queue, idem_key, idem_value, *(webhook or ("", ""))],
@@ -522,12 +554,14 @@ class JobStore:
 
         Returns the status the cancel found or made (`missing` if none) and the record after it.
         """
-        status, record = self._cancel(keys=[self._job_key(job_id)], args=[self.prefix])
+        status, record = self._transition(self._cancel, keys=[self._job_key(job_id)],
+                                          args=[self.prefix])
         return status, _pairs_job(record) if record else None
 
     def delete(self, job_id: str) -> bool:
         """Remove the record, its event stream and its index entries; False if it was gone."""
-        return bool(self._delete(keys=[self._job_key(job_id)], args=[self.prefix, job_id]))
+        return bool(self._transition(self._delete, keys=[self._job_key(job_id)],
+                                     args=[self.prefix, job_id]))
 
     def events_key(self, job_id: str) -> str:
         """The job's Redis Stream of status and progress events."""
@@ -558,7 +592,8 @@ class JobStore:
     def claim(self, job_id: str, *, lease_seconds: float, max_attempts: int) -> Claim:
         """Start an attempt: a new token, attempts + 1, status running, a fresh lease."""
         token = secrets.token_hex(8)
-        out = self._claim(
+        out = self._transition(
+            self._claim,
             keys=[self._job_key(job_id)], args=[self.prefix, token, lease_seconds, max_attempts]
         )
         wait = out[1] if len(out) > 1 and out[1] else None
@@ -606,7 +641,8 @@ class JobStore:
         """
         code, message = error or ("", "")
         key, etag = result or ("", "")
-        out = self._finish(
+        out = self._transition(
+            self._finish,
             keys=[self._job_key(job_id)],
             args=[self.prefix, token, status, code, message, key, etag,
                   progress.model_dump_json() if progress else ""],
@@ -617,8 +653,8 @@ class JobStore:
                 error: tuple[str, str]) -> str:
         """Hand the job back after a retryable failure: `requeued` (the reaper sends it again),
         `failed` with `error` when this was the last attempt, or `lost`."""
-        return self._release(keys=[self._job_key(job_id)],
-                             args=[self.prefix, token, max_attempts, *error])
+        return self._transition(self._release, keys=[self._job_key(job_id)],
+                                args=[self.prefix, token, max_attempts, *error])
 
     def stale_running(self) -> list[str]:
         """Running jobs whose lease has expired by the Redis clock."""
@@ -628,8 +664,9 @@ class JobStore:
 
     def reap(self, job_id: str, *, max_attempts: int, soft_time_limit: float) -> str:
         """Reclaim one job with an expired lease: requeued, or ended canceled/timeout/exhausted."""
-        return self._reap(
-            keys=[self._job_key(job_id)], args=[self.prefix, max_attempts, soft_time_limit, job_id]
+        return self._transition(
+            self._reap,
+            keys=[self._job_key(job_id)], args=[self.prefix, max_attempts, soft_time_limit, job_id],
         )
 
     def stale_queued(self, age: float) -> list[str]:

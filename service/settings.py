@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         "", description="host:port,... of Redis Sentinels; when set, they name the master."
     )
     redis_master_name: str = Field("nst", description="The master's name in the Sentinels.")
+    redis_wait_replicas: int = Field(
+        0, ge=0, description="Replicas that must acknowledge each job status change (WAIT); 0 off.")
+    redis_wait_timeout_ms: int = Field(
+        500, ge=1, description="How long a status change waits for them; then it goes on, logged.")
     data_dir: Path = Field(Path("./data"), description="Uploads, results, embedded Redis files.")
     storage: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None

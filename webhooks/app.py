@@ -35,6 +35,8 @@ def create_webhook_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        # kombu's sentinel:// transport refuses to connect without it (NST_REDIS_SENTINELS).
+        broker_transport_options={"master_name": settings.redis_master_name},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         enable_utc=True,

@@ -115,10 +115,14 @@ class Lease(threading.Thread):
         self._store_down = True
 
     def stop(self) -> None:
-        """End the thread and wait for a write in flight (the finish comes after it)."""
+        """End the thread, wait for a write in flight, then write what it had not written yet:
+        a run may end between two writes, and its last preview must be named (the finish
+        comes after this)."""
         self._stop_event.set()
         if self.is_alive():
             self.join()
+        if self._dirty:
+            self.write()
 
 
 class Attempt:

@@ -10,6 +10,8 @@ from celery import Celery
 from service.settings import Settings, get_settings
 from worker.task_states import backend_url
 
+POOL_PROCESS_START_SECONDS = 300.0  # the longest a pool process may take to load the engine
+
 
 def create_celery_app(settings: Settings) -> Celery:
     """A Celery app configured from the settings (tasks are in worker.tasks, loaded by workers)."""
@@ -20,9 +22,10 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # a long job must not hold other jobs hostage
-        # A pool process loads torch and VGG19 before it reports up; on a loaded machine that
-        # took longer than Celery's 4 s default, and the pool killed and restarted it in a loop.
-        worker_proc_alive_timeout=60,
+        # A pool process reports up only after loading torch and VGG19 (worker/tasks.py); Celery
+        # kills one that takes longer than this (4 s by default) and forks another, which on a
+        # busy host can go on for minutes with nothing run (the chaos soak saw 67 in a row).
+        worker_proc_alive_timeout=POOL_PROCESS_START_SECONDS,
         # Nor may it after a broker reconnect, when the new channel forgets the message still
         # running: take a message only when a pool process is free (Redis broker only).
         worker_disable_prefetch=True,

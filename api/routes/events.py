@@ -24,6 +24,7 @@ from api.deps import SettingsDep, StoreDep, get_tenant
 from api.errors import ApiError, error_docs
 from api.routes.jobs import JobId, owned_job
 from api.streams import release_slot, renew_slot, slots_key, take_slot
+from service import connections
 from service.contract import JobStatus
 from service.jobstore import JobStore
 from service.settings import Settings
@@ -120,8 +121,6 @@ def _open(settings: Settings, store: JobStore, tenant: str, job_id: str, cursor:
                        f"at most {settings.max_streams_per_tenant} open event streams per caller",
                        headers={"Retry-After": str(settings.retry_after_seconds)})
     # One connection per stream: a blocking read holds it. Its timeout outlasts the block.
-    r = redis.asyncio.Redis.from_url(settings.broker_url, decode_responses=True,
-                                     socket_connect_timeout=2,
-                                     socket_timeout=READ_BLOCK_MS / 1000 + 5)
+    r = connections.stream_client(socket_timeout=READ_BLOCK_MS / 1000 + 5)
     return EventSourceResponse(_events(r, store, job_id, cursor, (key, slot)),
                                ping=max(1, round(settings.sse_heartbeat_seconds)))

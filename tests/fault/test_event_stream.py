@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from cli.redis_servers import RedisServer
 from cli.stack import ServiceStack
-from tests.support.fault import FaultStack, RedisServer, wait_running
+from tests.support.fault import FaultStack, wait_running
 from tests.support.sse import read_stream
 from tests.support.stack import CONTENT, STYLE, long_params
 

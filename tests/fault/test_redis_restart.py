@@ -7,8 +7,9 @@ import time
 import httpx
 import pytest
 
+from cli.redis_servers import RedisServer
 from client import NstApiError
-from tests.support.fault import FaultStack, RedisServer, assert_invariant, wait_running
+from tests.support.fault import FaultStack, assert_invariant, wait_running
 from tests.support.stack import CONTENT, STYLE, TINY, long_params
 
 pytestmark = pytest.mark.fault

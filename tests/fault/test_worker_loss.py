@@ -1,5 +1,5 @@
-"""Faults 2 and 5: every worker process SIGKILLed with several jobs accepted, and a poison job
-that kills the pool process running it on every attempt."""
+"""Faults 2 and 5: every worker process SIGKILLed with several jobs accepted, a poison job that
+kills the pool process running it on every attempt, and a pool process slow to start."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import psutil
 import pytest
 
+from cli.stack import wait_until
 from tests.support.fault import FaultStack, assert_invariant, wait_running, wait_view
 from tests.support.stack import CONTENT, STYLE, TINY, long_params
 
@@ -100,3 +101,29 @@ def test_a_poison_job_fails_after_its_attempts_and_the_worker_goes_on(stack_of) 
     exhausted = [e for e in stack.worker_events("reclaimed a job with an expired lease")
                  if e["job_id"] == poison["id"]]
     assert [e["outcome"] for e in exhausted] == ["requeued", "requeued", "exhausted"]
+
+
+@pytest.mark.timeout(240)
+def test_a_pool_process_slow_to_load_the_engine_is_waited_for(stack_of) -> None:
+    """Found by the chaos soak: Celery kills a new pool process that has not reported up within
+    `worker_proc_alive_timeout` (4 s by default), and ours report up only after loading torch and
+    VGG19. On a busy host a worker lost pool process after pool process that way, running nothing.
+    Here the replacement of a killed pool process is frozen for 8 s, as a slow load would be."""
+    stack: FaultStack = stack_of().start_api()
+    worker = psutil.Process(stack.start_worker().pid)
+    wait_until(lambda: stack.worker_lines("engine loaded"), 120)
+    first = worker.children()[0]
+    first.kill()
+    wait_until(lambda: [c for c in worker.children() if c.pid != first.pid], 30)
+    slow = next(c for c in worker.children() if c.pid != first.pid)
+    slow.suspend()
+    assert len(stack.worker_lines("engine loaded")) == 1  # it had not loaded yet: frozen mid-start
+    time.sleep(8)
+    assert slow.is_running(), stack.worker_lines("Timed out waiting for UP message")
+    slow.resume()
+    with stack.client() as alice:
+        job = alice.submit(CONTENT, [STYLE], TINY)
+        views = assert_invariant(stack, alice, {job["id"]: "succeeded"})
+    assert views[job["id"]]["attempts"] == 1
+    assert not stack.worker_lines("Timed out waiting for UP message")
+    assert [c.pid for c in worker.children()] == [slow.pid]  # the slow one lived and served

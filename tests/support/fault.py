@@ -1,21 +1,21 @@
-"""Helpers of the fault suite: a private redis-server that can be killed and restarted on its AOF,
-the integration suite's real API and worker processes (reused), and the invariant every fault
-test ends with.
+"""Helpers of the fault suite: the integration suite's real API and worker processes (reused) on a
+Redis that can be killed and restarted on its AOF, or on a Sentinel group (cli/redis_servers.py),
+and the invariant every fault test ends with.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import psutil
-import redis
 from PIL import Image
 
-from cli.stack import ServiceStack, free_port, start_redis
+from cli.redis_servers import RedisDeployment
+from cli.stack import ServiceStack, free_port
 from client import NstClient
 from service.contract import JobStatus
 from service.jobstore import JobStore
@@ -33,47 +33,12 @@ FAULT_ENV = {
 }
 
 
-class RedisServer:
-    """A redis-server with AOF (`appendfsync everysec`) in its own directory, on a fixed port,
-    so that it can be SIGKILLed and started again on the same data, as a crashed host would."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.dir = data_dir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> RedisServer:
-        """Start (or restart) the server and wait until it answers PING with its data loaded."""
-        self.proc, url = start_redis(self.dir, self.port)
-        assert url == self.url
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown save, no AOF rewrite; what was fsynced is what survives."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=1)
-
-
 class FaultStack(Stack):
     """An integration Stack whose API can be restarted on the same port and whose workers can be
     killed whole or pool child by pool child."""
 
-    def __init__(self, name: str, server: RedisServer, tmp: Path, **env: str) -> None:
-        super().__init__(name, server.url, tmp, **{**FAULT_ENV, **env})
+    def __init__(self, name: str, server: RedisDeployment, tmp: Path, **env: str) -> None:
+        super().__init__(name, server.url, tmp, **{**FAULT_ENV, **server.env(), **env})
         self.redis = server
         self.api_port = 0
         self.api: subprocess.Popen | None = None
@@ -129,6 +94,16 @@ def wait_running(client: NstClient, job_id: str, timeout: float = 90) -> dict:
                      and (v.get("progress") or {}).get("step", 0) > 0, timeout)
 
 
+def finish_lines(stack: FaultStack, job_ids: set[str], deadline: float) -> list[dict]:
+    """The workers' `job finished` lines, once each of `job_ids` has one (or at the deadline): a
+    worker logs it after its finish returns, which may be after a reader saw the job end."""
+    while True:
+        lines = stack.worker_events("job finished")
+        if job_ids <= {e.get("job_id") for e in lines} or time.monotonic() >= deadline:
+            return lines
+        time.sleep(0.2)
+
+
 def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, str],
                      timeout: float = 120) -> dict[str, dict]:
     """The promise every fault test ends with, for every job it had accepted.
@@ -136,7 +111,8 @@ def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, s
     `expected` maps job id to `succeeded`, `canceled` or `failed:<code>`. Each job reaches that
     state within `timeout`; none stays queued or running; a failed job states its code; none ran
     to completion twice (one `job finished` per job in all worker logs, and the store's
-    terminal counters add up); every succeeded job's result is a readable image.
+    terminal counters add up); every succeeded job's result is a readable image whose bytes hash
+    to the ETag its record holds.
     Returns the final views.
     """
     deadline = time.monotonic() + timeout
@@ -145,7 +121,8 @@ def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, s
         left = max(1.0, deadline - time.monotonic())
         views[job_id] = wait_view(client, job_id, lambda v: JobStatus(v["status"]).is_terminal, left)
     store = stack.store()
-    finished = stack.worker_events("job finished")
+    succeeded = {j for j, w in expected.items() if w == "succeeded"}
+    finished = finish_lines(stack, succeeded, max(deadline, time.monotonic() + 5))
     for job_id, want in expected.items():
         view = views[job_id]
         status, _, code = want.partition(":")
@@ -154,13 +131,16 @@ def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, s
             assert view["error"] and view["error"]["code"] == code, view
         runs = [e for e in finished if e.get("job_id") == job_id]
         assert len(runs) <= 1, f"job {job_id} finished {len(runs)} times: {runs}"
-        if status == "succeeded":
-            assert [e["status"] for e in runs] == ["succeeded"], runs
-            img = Image.open(io.BytesIO(client.result(job_id)))
-            img.load()
-            assert max(img.size) == 64
         record = store.get(job_id)
         assert record is not None and record.status == status
+        if status == "succeeded":
+            assert [e["status"] for e in runs] == ["succeeded"], runs
+            served = client.result(job_id)
+            # The bytes served are the ones the finishing attempt recorded, not another's.
+            assert hashlib.sha256(served).hexdigest()[:32] == record.result_etag, job_id
+            img = Image.open(io.BytesIO(served))
+            img.load()
+            assert max(img.size) == 64
     r = store.r
     assert r.zcard("nst:queued") == 0 and r.zcard("nst:running") == 0, "a job stayed queued/running"
     counts = store.status_counts()

@@ -56,6 +56,18 @@ def test_an_attempt_runs_a_job_to_success(store, results, settings, engine) -> N
     assert job.preview_key and results.get(job.preview_key)
 
 
+def test_the_last_preview_is_recorded_when_the_run_ends_between_two_lease_writes(
+        store, results, settings, engine) -> None:
+    """Found by the chaos soak: a run that ended before the lease thread's next write left its
+    last preview named nowhere (an orphan file; GET /preview said the job stored none)."""
+    slow = settings.model_copy(update={"progress_interval_seconds": 30})  # no write mid-run
+    job_id = submit(store, results)
+    assert Attempt(job_id, store, results, slow, engine).run() == JobStatus.SUCCEEDED
+    job = store.get(job_id)
+    stored = list((results.root / "previews" / job_id).iterdir())
+    assert job.preview_key and stored == [results.root / job.preview_key]
+
+
 def test_preview_every_zero_stores_no_preview_at_all(store, results, settings, engine) -> None:
     job_id = submit(store, results, {"preview_every": 0})
     Attempt(job_id, store, results, settings, engine).run()
