@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+from pathlib import Path
 
 import torch
 
@@ -25,9 +27,29 @@ def fast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | N
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # bf16 on CPUs without native support (AVX512-BF16/AMX) is emulated and slower than fp32;
-    # with it, bf16 wins at every size a job uses (bench/micro.py: 1.25x at 64x48, 2.2x at 512x384).
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    # With native bf16 (AVX512-BF16/AMX) bf16 wins at every size a job uses (bench/micro.py: 1.25x
+    # at 64x48, 2.2x at 512x384). oneDNN also "supports" bf16 on plain AVX512 by emulating it,
+    # and that is about 3x slower than fp32 (bench/micro.py on such a Xeon): fp32 there.
+    native = cpu_has_native_bf16(_cpu_flags())
+    return torch.bfloat16 if native and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def cpu_has_native_bf16(flags: frozenset[str]) -> bool:
+    """Whether CPU flags (as /proc/cpuinfo names them) include bf16 arithmetic in hardware."""
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """The first CPU's flags from /proc/cpuinfo; none where there is no such file (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
