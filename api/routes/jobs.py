@@ -21,6 +21,7 @@ from api.validation import parse_params, parse_webhook, prepare_images, request_
 from nst_core.image import MEDIA_TYPES, decode_image, encode_image
 from nst_core.params import StyleParams
 from service.contract import JobStatus
+from service.error_codes import ErrorCode
 from service.jobstore import Job, JobStore, StoreError, new_job_id
 from service.queue import enqueue
 from service.results import NotStored, upload_key
@@ -108,7 +109,7 @@ def owned_job(store: JobStore, tenant: str, job_id: str) -> Job:
 def owned(job: Job | None, tenant: str) -> Job:
     """`job` if the caller owns it, else 404 (a missing job looks the same)."""
     if job is None or job.tenant != tenant:
-        raise ApiError(404, "job_not_found", "no such job", field="id")
+        raise ApiError(404, ErrorCode.JOB_NOT_FOUND, "no such job", field="id")
     return job
 
 
@@ -135,7 +136,7 @@ async def create_job(
 ) -> JSONResponse:
     """Upload a content image, style images and params; the job is queued at once (202)."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise ApiError(422, "invalid_idempotency_key",
+        raise ApiError(422, ErrorCode.INVALID_IDEMPOTENCY_KEY,
                        "Idempotency-Key must be 1-255 printable ASCII characters",
                        field="Idempotency-Key")
     form = await read_job_form(request, settings)
@@ -228,7 +229,7 @@ def _decode_cursor(cursor: str | None) -> str | None:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 16:
-        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", field="cursor")
+        raise ApiError(422, ErrorCode.INVALID_CURSOR, "cursor is not one this API returned", field="cursor")
     return raw.hex()
 
 
@@ -259,7 +260,7 @@ def get_result(
     """The stylized image once the job succeeded; 409 with the current status before that."""
     job = owned_job(store, tenant, job_id)
     if job.status != JobStatus.SUCCEEDED or not job.result_key:
-        raise ApiError(409, "job_not_succeeded", f"the job is {job.status}; no result",
+        raise ApiError(409, ErrorCode.JOB_NOT_SUCCEEDED, f"the job is {job.status}; no result",
                        job_status=job.status)
     etag = f'"{job.result_etag}-{format}"'
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={_max_age(job)}"}
@@ -286,8 +287,8 @@ def get_preview(job_id: JobId, store: StoreDep, results: ResultsDep, tenant: Ten
     job = owned_job(store, tenant, job_id)
     if not job.preview_key:
         if job.finished:
-            raise ApiError(404, "no_preview", "this job stored no preview", field="id")
-        raise ApiError(409, "preview_not_ready", f"the job is {job.status}; no preview yet",
+            raise ApiError(404, ErrorCode.NO_PREVIEW, "this job stored no preview", field="id")
+        raise ApiError(409, ErrorCode.PREVIEW_NOT_READY, f"the job is {job.status}; no preview yet",
                        job_status=job.status)
     return Response(_read(results, job.preview_key), media_type="image/png",
                     headers={"Cache-Control": "no-store"})
@@ -303,7 +304,7 @@ def _read(results: ResultsDep, key: str) -> bytes:
     try:
         return results.get(key)
     except NotStored as e:
-        raise ApiError(404, "image_gone", "the image is no longer stored") from e
+        raise ApiError(404, ErrorCode.IMAGE_GONE, "the image is no longer stored") from e
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a job (idempotent)",
