@@ -136,8 +136,8 @@ def error_docs(*statuses: int) -> dict[int | str, dict]:
         409: "The job is not in a state that allows this (see error.job_status).",
         413: "The body or an uploaded file is over the size limit.",
         415: "The body is not multipart/form-data.",
-        422: "Invalid parameters or images.",
-        429: "Too many unfinished jobs for this caller (see Retry-After).",
+        422: "The request is invalid: error.code says why, error.field where.",
+        429: "Over a per-caller limit: unfinished jobs or open streams (see Retry-After).",
         503: "At capacity or the backend is unreachable (see Retry-After).",
     }
     return {s: {"model": ErrorResponse, "description": texts.get(s, "Error.")} for s in statuses}

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 
 from api.errors import install_error_handlers
 from api.metrics import observe_request
+from api.openapi import install_openapi
 from api.routes import delete, events, health, jobs, presets
 from api.web import install_web
 from service.logs import configure_logging
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(presets.router)
     app.include_router(health.router)
     install_web(app)
+    install_openapi(app, jobs.FORM_MODELS)
     return app
 
 

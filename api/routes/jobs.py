@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CeleryDep, ResultsDep, SettingsDep, StoreDep, TenantDep
 from api.errors import ApiError, error_docs
+from api.openapi import schema_ref
 from api.schemas import JobError, JobLinks, JobList, JobView, WebhookView, maybe_timestamp, timestamp
 from api.uploads import JobForm, read_job_form
 from api.validation import parse_params, parse_webhook, prepare_images, request_digest
@@ -34,7 +35,11 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 RESULT_MAX_AGE = 86400  # seconds a client may cache a result (less near the job's expiry)
 
-# The multipart body, described by hand because the route reads the stream itself.
+# Models of multipart parts the route parses itself; api.openapi adds them to the document.
+FORM_MODELS = (StyleParams,)
+
+# The multipart body, described by hand because the route reads the stream itself. `params` is a
+# JSON part (OpenAPI 3.1 `encoding`), so client generators type it as StyleParams, not a string.
 _CREATE_BODY = {
     "requestBody": {
         "required": True,
@@ -49,8 +54,8 @@ _CREATE_BODY = {
                         "style": {"type": "array", "minItems": 1,
                                   "items": {"type": "string", "format": "binary"},
                                   "description": "One or more style images (repeat the part)."},
-                        "params": {"type": "string",
-                                   "description": "JSON object of StyleParams, e.g. "
+                        "params": {**schema_ref(StyleParams),
+                                   "description": "StyleParams as JSON, e.g. "
                                                   '{"size": 512, "preset": "fast"}.'},
                         "webhook": {"type": "string", "format": "uri",
                                     "description": "An http(s) URL to POST signed events to."},
@@ -58,7 +63,8 @@ _CREATE_BODY = {
                                            "description": "Comma-separated: start, progress, "
                                                           "completed (default completed)."},
                     },
-                }
+                },
+                "encoding": {"params": {"contentType": "application/json"}},
             }
         },
     }
@@ -234,7 +240,7 @@ def _decode_cursor(cursor: str | None) -> str | None:
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Get a job's status and progress",
-            responses=error_docs(401, 404, 503))
+            responses=error_docs(401, 404, 422, 503))
 def get_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JobView:
     """The job view: status, progress, timestamps, error, links."""
     return job_view(owned_job(store, tenant, job_id))
@@ -242,13 +248,14 @@ def get_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JobView:
 
 # A binary schema per media type: without it client generators drop the body (issue 10).
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
-_IMAGE_RESPONSES = {200: {"content": {t: _BINARY for t in MEDIA_TYPES.values()},
-                          "description": "The image."},
-                    304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+_RESULT_RESPONSES = {200: {"content": {t: _BINARY for t in MEDIA_TYPES.values()},
+                           "description": "The image."},
+                     304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+_PREVIEW_RESPONSES = {200: {"content": {"image/png": _BINARY}, "description": "The preview."}}
 
 
 @router.get("/{job_id}/result", response_class=Response, summary="Download the result image",
-            responses={**_IMAGE_RESPONSES, **error_docs(401, 404, 409, 422, 503)})
+            responses={**_RESULT_RESPONSES, **error_docs(401, 404, 409, 422, 503)})
 def get_result(
     job_id: JobId,
     store: StoreDep,
@@ -281,7 +288,7 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 @router.get("/{job_id}/preview", response_class=Response,
             summary="Download the latest intermediate image",
-            responses={**_IMAGE_RESPONSES, **error_docs(401, 404, 409, 503)})
+            responses={**_PREVIEW_RESPONSES, **error_docs(401, 404, 409, 422, 503)})
 def get_preview(job_id: JobId, store: StoreDep, results: ResultsDep, tenant: TenantDep) -> Response:
     """The most recent preview the worker stored (PNG); 409 while there is none yet."""
     job = owned_job(store, tenant, job_id)
@@ -310,7 +317,7 @@ def _read(results: ResultsDep, key: str) -> bytes:
 @router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a job (idempotent)",
              responses={202: {"model": JobView, "description": "Running: it stops within an "
                                                              "iteration."},
-                        **error_docs(401, 404, 503)})
+                        **error_docs(401, 404, 422, 503)})
 def cancel_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JSONResponse:
     """A queued job is canceled now (200); a running one is asked to stop (202)."""
     owned_job(store, tenant, job_id)
