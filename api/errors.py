@@ -138,6 +138,7 @@ def error_docs(*statuses: int) -> dict[int | str, dict]:
         415: "The body is not multipart/form-data.",
         422: "The request is invalid: error.code says why, error.field where.",
         429: "Over a per-caller limit: unfinished jobs or open streams (see Retry-After).",
+        500: "An unexpected failure (a bug; the API logs it).",
         503: "At capacity or the backend is unreachable (see Retry-After).",
     }
     return {s: {"model": ErrorResponse, "description": texts.get(s, "Error.")} for s in statuses}
