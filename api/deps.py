@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
 from service import connections
+from service.error_codes import ErrorCode
 from service.jobstore import JobStore
 from service.results import ResultStore
 from service.settings import Settings, get_settings
@@ -46,7 +47,7 @@ def get_tenant(
         return OPEN_TENANT
     keys = settings.tenant_by_key()  # empty without open mode: every call is refused
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>",
+        raise ApiError(401, ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <api key>",
                        headers={"WWW-Authenticate": "Bearer"})
     given = credentials.credentials.encode()
     tenant = None
@@ -54,7 +55,7 @@ def get_tenant(
         if hmac.compare_digest(key.encode(), given):
             tenant = owner
     if tenant is None:
-        raise ApiError(401, "unauthorized", "unknown API key",
+        raise ApiError(401, ErrorCode.UNAUTHORIZED, "unknown API key",
                        headers={"WWW-Authenticate": "Bearer"})
     return tenant
 

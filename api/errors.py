@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.schemas import ErrorBody, ErrorResponse
 from nst_core.errors import NstError
 from service.contract import JobStatus
+from service.error_codes import ErrorCode
 from service.jobstore import (
     IdempotencyConflict,
     InvalidCursor,
@@ -25,27 +26,20 @@ from service.jobstore import (
 
 log = logging.getLogger("nst.api")
 
-# Codes for errors Starlette raises itself (unknown route, wrong method, ...).
+# Codes for the errors Starlette and FastAPI raise themselves: an unknown route, a wrong method,
+# a body FastAPI cannot parse, an unreadable static file. Any other status gets its class's code.
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    429: "too_many_requests",
-    503: "unavailable",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
 }
 
 
 class ApiError(Exception):
     """An error answer: HTTP status, stable code, message, offending field, extra headers."""
 
-    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
+    def __init__(self, status: int, code: ErrorCode, message: str, *, field: str | None = None,
                  headers: dict[str, str] | None = None, job_status: JobStatus | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
@@ -53,13 +47,14 @@ class ApiError(Exception):
         self.job_status = job_status
 
 
-def error_response(status: int, code: str, message: str, *, field: str | None = None,
+def error_response(status: int, code: ErrorCode, message: str, *, field: str | None = None,
                    headers: dict[str, str] | None = None,
                    job_status: JobStatus | None = None) -> JSONResponse:
     """The JSON response for an error."""
     body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field,
                                          job_status=job_status))
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status,
+                        headers=headers)
 
 
 def _api_error(_: Request, e: ApiError) -> JSONResponse:
@@ -68,7 +63,8 @@ def _api_error(_: Request, e: ApiError) -> JSONResponse:
 
 
 def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-    code = _HTTP_CODES.get(e.status_code, "error")
+    fallback = ErrorCode.INTERNAL if e.status_code >= 500 else ErrorCode.BAD_REQUEST
+    code = _HTTP_CODES.get(e.status_code, fallback)
     headers = dict(getattr(e, "headers", None) or {})
     if e.status_code == 405:  # GET and POST of one path are separate routes: list both
         headers["Allow"] = ", ".join(_allowed_methods(request))
@@ -86,12 +82,16 @@ def _allowed_methods(request: Request) -> list[str]:
 def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
     first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    return error_response(422, "invalid_request", str(first.get("msg")),
+    return error_response(422, ErrorCode.INVALID_REQUEST, str(first.get("msg")),
                           field=".".join(loc) or None)
 
 
-def _engine_error(_: Request, e: NstError) -> JSONResponse:
-    return error_response(422, e.code, e.message, field=e.field)
+def _engine_error(request: Request, e: NstError) -> JSONResponse:
+    try:
+        code = ErrorCode(e.code)
+    except ValueError:  # an engine failure no request can cause (weights_not_found): a bug here
+        return _crash(request, e)
+    return error_response(422, code, e.message, field=e.field)
 
 
 def _store_refusal(request: Request, e: StoreError) -> JSONResponse:
@@ -106,13 +106,13 @@ def _store_refusal(request: Request, e: StoreError) -> JSONResponse:
 
 def _unavailable(_: Request, e: Exception) -> JSONResponse:
     log.warning("backend unavailable", extra={"error": type(e).__name__})
-    return error_response(503, "unavailable", "the job store or queue is unreachable; retry later",
+    return error_response(503, ErrorCode.UNAVAILABLE, "the job store or queue is unreachable; retry later",
                           headers={"Retry-After": "5"})
 
 
 def _crash(_: Request, e: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=e)
-    return error_response(500, "internal", "internal server error")
+    return error_response(500, ErrorCode.INTERNAL, "internal server error")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -136,8 +136,9 @@ def error_docs(*statuses: int) -> dict[int | str, dict]:
         409: "The job is not in a state that allows this (see error.job_status).",
         413: "The body or an uploaded file is over the size limit.",
         415: "The body is not multipart/form-data.",
-        422: "Invalid parameters or images.",
-        429: "Too many unfinished jobs for this caller (see Retry-After).",
+        422: "The request is invalid: error.code says why, error.field where.",
+        429: "Over a per-caller limit: unfinished jobs or open streams (see Retry-After).",
+        500: "An unexpected failure (a bug; the API logs it).",
         503: "At capacity or the backend is unreachable (see Retry-After).",
     }
     return {s: {"model": ErrorResponse, "description": texts.get(s, "Error.")} for s in statuses}

@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
-from api.errors import install_error_handlers
+from api.errors import error_docs, install_error_handlers
 from api.metrics import observe_request
+from api.openapi import install_openapi
 from api.routes import delete, events, health, jobs, presets
 from api.web import install_web
 from service.logs import configure_logging
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "Every error is `{\"error\": {\"code\", \"message\", \"field\"}}`.",
         lifespan=_lifespan,
         generate_unique_id_function=operation_id,
+        responses=error_docs(500),  # any route can fail unexpectedly: say what the body is then
         docs_url=None, redoc_url=None,  # served offline by api.web
     )
     app.state.settings = settings
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(presets.router)
     app.include_router(health.router)
     install_web(app)
+    install_openapi(app, jobs.FORM_MODELS)
     return app
 
 

@@ -8,12 +8,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service.contract import JobProgress, JobStatus
+from service.error_codes import ErrorCode
 
 
 class ErrorBody(BaseModel):
     """What went wrong: a stable machine-readable code, a message, the offending field."""
 
-    code: str = Field(examples=["invalid_params"])
+    code: ErrorCode = Field(examples=[ErrorCode.INVALID_PARAMS])
     message: str
     field: str | None = Field(None, description="The request part or parameter at fault.")
     job_status: JobStatus | None = Field(None, description="On 409: the job's current status.")

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.errors import ApiError
+from service.error_codes import ErrorCode
 from service.settings import Settings
 
 PARAMS_PART_BYTES = 64 * 1024  # the `params` JSON field
@@ -41,7 +42,7 @@ def body_limit(settings: Settings) -> int:
 
 
 def _too_large(limit: int, what: str = "request body", field: str | None = None) -> ApiError:
-    return ApiError(413, "payload_too_large", f"{what} is over the {limit}-byte limit", field=field)
+    return ApiError(413, ErrorCode.PAYLOAD_TOO_LARGE, f"{what} is over the {limit}-byte limit", field=field)
 
 
 class CloseWatch:
@@ -78,10 +79,10 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
     """Parse `content`, `style` (repeated) and `params`; refuse anything else or too big."""
     media_type, _ = parse_options_header(request.headers.get("content-type", ""))
     if media_type.lower() != b"multipart/form-data":  # media types are case-insensitive
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data")
+        raise ApiError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send multipart/form-data")
     if request.headers.get("content-encoding", "identity").lower() != "identity":
         # We do not decode compressed bodies; reading one as identity would store garbage.
-        raise ApiError(415, "unsupported_media_type", "send the body without Content-Encoding")
+        raise ApiError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body without Content-Encoding")
     limit = body_limit(settings)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -97,10 +98,11 @@ async def read_job_form(request: Request, settings: Settings) -> JobForm:
     try:
         form = await parser.parse()
     except MultiPartException as e:
-        raise ApiError(422, "invalid_multipart", e.message) from e
+        raise ApiError(422, ErrorCode.INVALID_MULTIPART, e.message) from e
     if watch.seen and not watch.closed:  # an empty body: missing parts, below
         await form.close()
-        raise ApiError(422, "invalid_multipart", "the multipart body ended before its closing boundary")
+        raise ApiError(422, ErrorCode.INVALID_MULTIPART,
+                       "the multipart body ended before its closing boundary")
     try:
         return await _collect(form.multi_items(), settings)
     finally:
@@ -112,39 +114,39 @@ async def _collect(items: list[tuple[str, str | UploadFile]], settings: Settings
     for name, value in items:
         if name == "params":
             if not isinstance(value, str) or parts.params is not None:
-                raise ApiError(422, "invalid_params", "params must be one JSON text field",
+                raise ApiError(422, ErrorCode.INVALID_PARAMS, "params must be one JSON text field",
                                field="params")
             parts.params = value
         elif name in ("webhook", "webhook_events"):
             if not isinstance(value, str) or getattr(parts, name) is not None:
-                raise ApiError(422, "invalid_webhook", f"{name} must be one text field", field=name)
+                raise ApiError(422, ErrorCode.INVALID_WEBHOOK, f"{name} must be one text field", field=name)
             setattr(parts, name, value)
         elif name in ("content", "style"):
             if not isinstance(value, UploadFile):
-                raise ApiError(422, "invalid_image", f"{name} must be a file part", field=name)
+                raise ApiError(422, ErrorCode.INVALID_IMAGE, f"{name} must be a file part", field=name)
             data = await value.read(settings.max_upload_bytes + 1)
             if len(data) > settings.max_upload_bytes:
                 raise _too_large(settings.max_upload_bytes, f"{name} file", field=name)
             if name == "content":
                 if parts.content:
-                    raise ApiError(422, "invalid_request", "send exactly one content file",
+                    raise ApiError(422, ErrorCode.INVALID_REQUEST, "send exactly one content file",
                                    field="content")
                 if not data:
-                    raise ApiError(422, "empty_file", "the content file is empty", field="content")
+                    raise ApiError(422, ErrorCode.EMPTY_FILE, "the content file is empty", field="content")
                 parts.content = data
             else:
                 if not data:
-                    raise ApiError(422, "empty_file", "a style file is empty", field="style")
+                    raise ApiError(422, ErrorCode.EMPTY_FILE, "a style file is empty", field="style")
                 parts.styles.append(data)
         else:
-            raise ApiError(422, "unknown_field", f"unexpected form field {name[:40]!r}",
+            raise ApiError(422, ErrorCode.UNKNOWN_FIELD, f"unexpected form field {name[:40]!r}",
                            field=name[:40])
     if not parts.content:
-        raise ApiError(422, "missing_field", "a `content` image file is required", field="content")
+        raise ApiError(422, ErrorCode.MISSING_FIELD, "a `content` image file is required", field="content")
     if not parts.styles:
-        raise ApiError(422, "missing_field", "at least one `style` image file is required",
+        raise ApiError(422, ErrorCode.MISSING_FIELD, "at least one `style` image file is required",
                        field="style")
     if len(parts.styles) > settings.max_styles:
-        raise ApiError(422, "too_many_styles", f"at most {settings.max_styles} style images",
+        raise ApiError(422, ErrorCode.TOO_MANY_STYLES, f"at most {settings.max_styles} style images",
                        field="style")
     return parts

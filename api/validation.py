@@ -14,6 +14,7 @@ from api.errors import ApiError
 from nst_core.errors import ImageError
 from nst_core.image import ImageInfo, decode_image, encode_image, probe_image, resize_long_side
 from nst_core.params import StyleParams
+from service.error_codes import ErrorCode
 from service.settings import Settings
 from service.webhooks import WebhookRefused, check_url, parse_events
 
@@ -28,16 +29,16 @@ def parse_params(raw: str | None, n_styles: int, settings: Settings) -> StylePar
         data: Any = json.loads(raw, parse_constant=_refuse_constant) if raw and raw.strip() else {}
     except (ValueError, RecursionError) as e:  # also too deep, too many digits, NaN/Infinity
         reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e) or "nested too deeply"
-        raise ApiError(422, "invalid_params", f"params is not valid JSON: {reason[:200]}",
+        raise ApiError(422, ErrorCode.INVALID_PARAMS, f"params is not valid JSON: {reason[:200]}",
                        field="params") from e
     if not isinstance(data, dict):
-        raise ApiError(422, "invalid_params", "params must be a JSON object", field="params")
+        raise ApiError(422, ErrorCode.INVALID_PARAMS, "params must be a JSON object", field="params")
     try:
         params = StyleParams.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(422, "invalid_params", first["msg"],
+        raise ApiError(422, ErrorCode.INVALID_PARAMS, first["msg"],
                        field=f"params.{where}" if where else "params") from e
     _check_limits(params, n_styles, settings)
     return params
@@ -49,7 +50,7 @@ def _refuse_constant(name: str) -> float:
 
 def _check_limits(params: StyleParams, n_styles: int, settings: Settings) -> None:
     def refuse(field: str, message: str) -> ApiError:
-        return ApiError(422, "invalid_params", message, field=f"params.{field}")
+        return ApiError(422, ErrorCode.INVALID_PARAMS, message, field=f"params.{field}")
 
     if params.size > settings.max_size:
         raise refuse("size", f"size must be at most {settings.max_size}")
@@ -73,7 +74,7 @@ def prepare_images(content: bytes, styles: list[bytes], params: StyleParams,
     infos = [_probe(content, "content", settings)] + [_probe(s, "style", settings) for s in styles]
     pixels = sum(i.width * i.height for i in infos)
     if pixels > settings.max_request_pixels:
-        raise ApiError(422, "image_too_large", f"the images hold {pixels} pixels in all; the "
+        raise ApiError(422, ErrorCode.IMAGE_TOO_LARGE, f"the images hold {pixels} pixels in all; the "
                        f"limit per request is {settings.max_request_pixels}")
     _check_aspect(infos[0], params)
     return (_reencode(content, "content", settings),
@@ -84,14 +85,14 @@ def _probe(data: bytes, field: str, settings: Settings) -> ImageInfo:
     try:
         return probe_image(data, max_pixels=settings.max_pixels)
     except ImageError as e:
-        raise ApiError(422, e.code, e.message, field=field) from e
+        raise ApiError(422, ErrorCode(e.code), e.message, field=field) from e
 
 
 def _check_aspect(content: ImageInfo, params: StyleParams) -> None:
     # The engine gives every side at least MIN_SIDE pixels: a thinner output would be stretched.
     short = min(content.width, content.height) * params.size / max(content.width, content.height)
     if round(short) < MIN_SIDE:
-        raise ApiError(422, "unsupported_aspect_ratio",
+        raise ApiError(422, ErrorCode.UNSUPPORTED_ASPECT_RATIO,
                        f"a {content.width}x{content.height} image at size {params.size} would be "
                        f"under {MIN_SIDE} px on its short side; crop it or raise size",
                        field="content")
@@ -101,7 +102,7 @@ def _reencode(data: bytes, field: str, settings: Settings) -> bytes:
     """Decode with the engine's safe rules (format, pixels, frames); store a plain PNG of at most
     UPLOAD_SIDE_FACTOR x NST_MAX_SIZE on its long side (no job can use more)."""
     if not _decode_slots(settings.max_concurrent_decodes).acquire(timeout=DECODE_WAIT_SECONDS):
-        raise ApiError(503, "busy", "the API is decoding other uploads; retry later",
+        raise ApiError(503, ErrorCode.BUSY, "the API is decoding other uploads; retry later",
                        headers={"Retry-After": str(settings.retry_after_seconds)})
     try:
         image = decode_image(data, max_pixels=settings.max_pixels)
@@ -110,7 +111,7 @@ def _reencode(data: bytes, field: str, settings: Settings) -> bytes:
             image = resize_long_side(image, limit)
         return encode_image(image, "png")
     except ImageError as e:
-        raise ApiError(422, e.code, e.message, field=field) from e
+        raise ApiError(422, ErrorCode(e.code), e.message, field=field) from e
     finally:
         _decode_slots(settings.max_concurrent_decodes).release()
 
@@ -134,17 +135,17 @@ def parse_webhook(url: str | None, events: str | None, settings: Settings) -> tu
     """(url, comma-separated events) from the form, or None; 422 `invalid_webhook` if refused."""
     if url is None:
         if events is not None:
-            raise ApiError(422, "invalid_webhook", "webhook_events needs a webhook",
+            raise ApiError(422, ErrorCode.INVALID_WEBHOOK, "webhook_events needs a webhook",
                            field="webhook_events")
         return None
     if not settings.webhook_secrets():
-        raise ApiError(422, "invalid_webhook", "webhooks are not enabled on this server "
+        raise ApiError(422, ErrorCode.INVALID_WEBHOOK, "webhooks are not enabled on this server "
                                                "(no NST_WEBHOOK_SECRET)", field="webhook")
     try:
         check_url(url, settings.webhook_hosts())
     except WebhookRefused as e:
-        raise ApiError(422, "invalid_webhook", str(e), field="webhook") from e
+        raise ApiError(422, ErrorCode.INVALID_WEBHOOK, str(e), field="webhook") from e
     try:
         return url, ",".join(parse_events(events))
     except WebhookRefused as e:
-        raise ApiError(422, "invalid_webhook", str(e), field="webhook_events") from e
+        raise ApiError(422, ErrorCode.INVALID_WEBHOOK, str(e), field="webhook_events") from e

@@ -31,6 +31,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from service.contract import TERMINAL, JobProgress, JobStatus, lua_is_terminal
+from service.error_codes import ErrorCode
 
 log = logging.getLogger("nst.store")
 
@@ -314,7 +315,7 @@ return 0
 class StoreError(Exception):
     """A request the store refuses; `code` is the API's error code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -324,28 +325,28 @@ class IdempotencyConflict(StoreError):
     """The Idempotency-Key was used before with a different request body."""
 
     def __init__(self) -> None:
-        super().__init__("idempotency_conflict", "this Idempotency-Key was used with another body")
+        super().__init__(ErrorCode.IDEMPOTENCY_CONFLICT, "this Idempotency-Key was used with another body")
 
 
 class TenantLimit(StoreError):
     """The tenant already has as many unfinished jobs as allowed."""
 
     def __init__(self) -> None:
-        super().__init__("too_many_active_jobs", "too many unfinished jobs; retry later")
+        super().__init__(ErrorCode.TOO_MANY_ACTIVE_JOBS, "too many unfinished jobs; retry later")
 
 
 class QueueFull(StoreError):
     """The global queue is at its depth limit."""
 
     def __init__(self) -> None:
-        super().__init__("queue_full", "the service is at capacity; retry later")
+        super().__init__(ErrorCode.QUEUE_FULL, "the service is at capacity; retry later")
 
 
 class InvalidCursor(StoreError):
     """The list cursor names no job of this tenant (or one that expired)."""
 
     def __init__(self) -> None:
-        super().__init__("invalid_cursor", "cursor is not one this API returned (or it expired)")
+        super().__init__(ErrorCode.INVALID_CURSOR, "cursor is not one this API returned (or it expired)")
 
 
 @dataclass

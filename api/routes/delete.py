@@ -16,7 +16,7 @@ FOLDERS = ("uploads", "results", "previews")  # every place service.results keep
 @router.delete("/{job_id}", status_code=204, response_class=Response,
                summary="Delete a job and every file of it",
                responses={204: {"description": "Deleted; GET now answers 404."},
-                          **error_docs(401, 404, 503)})
+                          **error_docs(401, 404, 422, 503)})
 def delete_job(job_id: JobId, store: StoreDep, results: ResultsDep, tenant: TenantDep) -> Response:
     """Cancel the job if it runs, then remove its record and files; GET answers 404 after.
 

@@ -26,6 +26,7 @@ from api.routes.jobs import JobId, owned_job
 from api.streams import release_slot, renew_slot, slots_key, take_slot
 from service import connections
 from service.contract import JobStatus
+from service.error_codes import ErrorCode
 from service.jobstore import JobStore
 from service.settings import Settings
 
@@ -107,7 +108,7 @@ def get_job_events(
     the stream ends after the terminal status. Heartbeat comments keep idle proxies open."""
     owned_job(store, tenant, job_id)
     if last_event_id is not None and not _STREAM_ID.match(last_event_id):
-        raise ApiError(422, "invalid_last_event_id", "Last-Event-ID is not one this API sent",
+        raise ApiError(422, ErrorCode.INVALID_LAST_EVENT_ID, "Last-Event-ID is not one this API sent",
                        field="Last-Event-ID")
     return _open(settings, store, tenant, job_id, last_event_id or "0-0")
 
@@ -117,7 +118,7 @@ def _open(settings: Settings, store: JobStore, tenant: str, job_id: str, cursor:
     key = slots_key(store.prefix, tenant)
     slot = take_slot(store.r, key, settings.max_streams_per_tenant)
     if slot is None:
-        raise ApiError(429, "too_many_streams",
+        raise ApiError(429, ErrorCode.TOO_MANY_STREAMS,
                        f"at most {settings.max_streams_per_tenant} open event streams per caller",
                        headers={"Retry-After": str(settings.retry_after_seconds)})
     # One connection per stream: a blocking read holds it. Its timeout outlasts the block.

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import StoreDep
 from api.errors import error_docs, error_response
 from api.metrics import registry
+from service.error_codes import ErrorCode
 
 router = APIRouter(tags=["operations"])
 
@@ -25,7 +26,7 @@ def readyz(store: StoreDep) -> JSONResponse:
     try:
         store.r.ping()
     except Exception:
-        return error_response(503, "unavailable", "Redis is unreachable",
+        return error_response(503, ErrorCode.UNAVAILABLE, "Redis is unreachable",
                               headers={"Retry-After": "5"})
     return JSONResponse({"status": "ready"})
 

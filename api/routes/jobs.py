@@ -15,12 +15,14 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CeleryDep, ResultsDep, SettingsDep, StoreDep, TenantDep
 from api.errors import ApiError, error_docs
+from api.openapi import schema_ref
 from api.schemas import JobError, JobLinks, JobList, JobView, WebhookView, maybe_timestamp, timestamp
 from api.uploads import JobForm, read_job_form
 from api.validation import parse_params, parse_webhook, prepare_images, request_digest
 from nst_core.image import MEDIA_TYPES, decode_image, encode_image
 from nst_core.params import StyleParams
 from service.contract import JobStatus
+from service.error_codes import ErrorCode
 from service.jobstore import Job, JobStore, StoreError, new_job_id
 from service.queue import enqueue
 from service.results import NotStored, upload_key
@@ -33,7 +35,11 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 RESULT_MAX_AGE = 86400  # seconds a client may cache a result (less near the job's expiry)
 
-# The multipart body, described by hand because the route reads the stream itself.
+# Models of multipart parts the route parses itself; api.openapi adds them to the document.
+FORM_MODELS = (StyleParams,)
+
+# The multipart body, described by hand because the route reads the stream itself. `params` is a
+# JSON part (OpenAPI 3.1 `encoding`), so client generators type it as StyleParams, not a string.
 _CREATE_BODY = {
     "requestBody": {
         "required": True,
@@ -48,8 +54,8 @@ _CREATE_BODY = {
                         "style": {"type": "array", "minItems": 1,
                                   "items": {"type": "string", "format": "binary"},
                                   "description": "One or more style images (repeat the part)."},
-                        "params": {"type": "string",
-                                   "description": "JSON object of StyleParams, e.g. "
+                        "params": {**schema_ref(StyleParams),
+                                   "description": "StyleParams as JSON, e.g. "
                                                   '{"size": 512, "preset": "fast"}.'},
                         "webhook": {"type": "string", "format": "uri",
                                     "description": "An http(s) URL to POST signed events to."},
@@ -57,7 +63,8 @@ _CREATE_BODY = {
                                            "description": "Comma-separated: start, progress, "
                                                           "completed (default completed)."},
                     },
-                }
+                },
+                "encoding": {"params": {"contentType": "application/json"}},
             }
         },
     }
@@ -108,7 +115,7 @@ def owned_job(store: JobStore, tenant: str, job_id: str) -> Job:
 def owned(job: Job | None, tenant: str) -> Job:
     """`job` if the caller owns it, else 404 (a missing job looks the same)."""
     if job is None or job.tenant != tenant:
-        raise ApiError(404, "job_not_found", "no such job", field="id")
+        raise ApiError(404, ErrorCode.JOB_NOT_FOUND, "no such job", field="id")
     return job
 
 
@@ -135,7 +142,7 @@ async def create_job(
 ) -> JSONResponse:
     """Upload a content image, style images and params; the job is queued at once (202)."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise ApiError(422, "invalid_idempotency_key",
+        raise ApiError(422, ErrorCode.INVALID_IDEMPOTENCY_KEY,
                        "Idempotency-Key must be 1-255 printable ASCII characters",
                        field="Idempotency-Key")
     form = await read_job_form(request, settings)
@@ -228,12 +235,12 @@ def _decode_cursor(cursor: str | None) -> str | None:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 16:
-        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", field="cursor")
+        raise ApiError(422, ErrorCode.INVALID_CURSOR, "cursor is not one this API returned", field="cursor")
     return raw.hex()
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Get a job's status and progress",
-            responses=error_docs(401, 404, 503))
+            responses=error_docs(401, 404, 422, 503))
 def get_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JobView:
     """The job view: status, progress, timestamps, error, links."""
     return job_view(owned_job(store, tenant, job_id))
@@ -241,13 +248,14 @@ def get_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JobView:
 
 # A binary schema per media type: without it client generators drop the body (issue 10).
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
-_IMAGE_RESPONSES = {200: {"content": {t: _BINARY for t in MEDIA_TYPES.values()},
-                          "description": "The image."},
-                    304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+_RESULT_RESPONSES = {200: {"content": {t: _BINARY for t in MEDIA_TYPES.values()},
+                           "description": "The image."},
+                     304: {"description": "Not modified (If-None-Match matched the ETag)."}}
+_PREVIEW_RESPONSES = {200: {"content": {"image/png": _BINARY}, "description": "The preview."}}
 
 
 @router.get("/{job_id}/result", response_class=Response, summary="Download the result image",
-            responses={**_IMAGE_RESPONSES, **error_docs(401, 404, 409, 422, 503)})
+            responses={**_RESULT_RESPONSES, **error_docs(401, 404, 409, 422, 503)})
 def get_result(
     job_id: JobId,
     store: StoreDep,
@@ -259,7 +267,7 @@ def get_result(
     """The stylized image once the job succeeded; 409 with the current status before that."""
     job = owned_job(store, tenant, job_id)
     if job.status != JobStatus.SUCCEEDED or not job.result_key:
-        raise ApiError(409, "job_not_succeeded", f"the job is {job.status}; no result",
+        raise ApiError(409, ErrorCode.JOB_NOT_SUCCEEDED, f"the job is {job.status}; no result",
                        job_status=job.status)
     etag = f'"{job.result_etag}-{format}"'
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={_max_age(job)}"}
@@ -280,14 +288,14 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 @router.get("/{job_id}/preview", response_class=Response,
             summary="Download the latest intermediate image",
-            responses={**_IMAGE_RESPONSES, **error_docs(401, 404, 409, 503)})
+            responses={**_PREVIEW_RESPONSES, **error_docs(401, 404, 409, 422, 503)})
 def get_preview(job_id: JobId, store: StoreDep, results: ResultsDep, tenant: TenantDep) -> Response:
     """The most recent preview the worker stored (PNG); 409 while there is none yet."""
     job = owned_job(store, tenant, job_id)
     if not job.preview_key:
         if job.finished:
-            raise ApiError(404, "no_preview", "this job stored no preview", field="id")
-        raise ApiError(409, "preview_not_ready", f"the job is {job.status}; no preview yet",
+            raise ApiError(404, ErrorCode.NO_PREVIEW, "this job stored no preview", field="id")
+        raise ApiError(409, ErrorCode.PREVIEW_NOT_READY, f"the job is {job.status}; no preview yet",
                        job_status=job.status)
     return Response(_read(results, job.preview_key), media_type="image/png",
                     headers={"Cache-Control": "no-store"})
@@ -303,13 +311,13 @@ def _read(results: ResultsDep, key: str) -> bytes:
     try:
         return results.get(key)
     except NotStored as e:
-        raise ApiError(404, "image_gone", "the image is no longer stored") from e
+        raise ApiError(404, ErrorCode.IMAGE_GONE, "the image is no longer stored") from e
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a job (idempotent)",
              responses={202: {"model": JobView, "description": "Running: it stops within an "
                                                              "iteration."},
-                        **error_docs(401, 404, 503)})
+                        **error_docs(401, 404, 422, 503)})
 def cancel_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JSONResponse:
     """A queued job is canceled now (200); a running one is asked to stop (202)."""
     owned_job(store, tenant, job_id)

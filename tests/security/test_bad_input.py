@@ -18,6 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from api.schemas import ErrorResponse
 from tests.support.hostile import (
     ALICE_KEY,
     BOB_KEY,
@@ -308,7 +309,10 @@ def test_hostile_request(case: Case, sec_stack: Stack, backend: Backend, alice_j
         _cancel(sec_stack, r.json()["id"])
     assert r.status_code == (422 if case.or_refused else case.status), \
         f"{r.status_code} {r.text[:300]}"
-    error = r.json()["error"]
+    body = r.json()
+    # Exactly our error body, with a code of ErrorCode (validation fails on any other).
+    assert body == ErrorResponse.model_validate(body).model_dump(mode="json", exclude_none=True)
+    error = body["error"]
     assert error["code"] == (case.or_refused or case.code), error
     assert error["message"]
     assert after == before, "a refused request changed the job store, the queue or the files"
