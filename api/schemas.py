@@ -73,6 +73,9 @@ class JobView(BaseModel):
     run_seconds: float | None = Field(description="From the first start to the end (or now).")
     attempts: int = Field(description="Deliveries to a worker so far.")
     cancel_requested: bool
+    queue_position: int | None = Field(
+        None, ge=1, description="While queued: 1 = next to run, counting every tenant's queued "
+                                "jobs; null otherwise.")
     progress: JobProgress | None
     error: JobError | None
     params: dict[str, Any] = Field(description="The effective parameters, defaults filled in.")

@@ -572,6 +572,20 @@ class JobStore:
         """Jobs waiting for a worker, all tenants."""
         return int(self.r.zcard(f"{self.prefix}queued"))
 
+    def queue_positions(self, job_ids: list[str]) -> dict[str, int]:
+        """Place in the queue (1 = next to run) of each of `job_ids` that is queued; one round trip.
+
+        The queued set is ordered by when each job was last sent to the workers, as the broker's
+        FIFO list is; a job re-sent as lost (stale_queued) counts from the re-send.
+        """
+        if not job_ids:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.zrank(f"{self.prefix}queued", job_id)
+        ranks = pipe.execute()
+        return {i: rank + 1 for i, rank in zip(job_ids, ranks, strict=True) if rank is not None}
+
     def status_counts(self) -> dict[str, int]:
         """Jobs queued and running now, and totals that ended in each terminal status."""
         pipe = self.r.pipeline()

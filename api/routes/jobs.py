@@ -71,8 +71,8 @@ _CREATE_BODY = {
 }
 
 
-def job_view(job: Job) -> JobView:
-    """The client's view of a job record."""
+def job_view(job: Job, queue_position: int | None = None) -> JobView:
+    """The client's view of a job record; `queue_position` from JobStore.queue_positions."""
     now = time.time()
     first_end = job.started_at or job.finished_at or now
     base = f"/v1/jobs/{job.id}"
@@ -86,6 +86,7 @@ def job_view(job: Job) -> JobView:
         run_seconds=round((job.finished_at or now) - job.started_at, 3) if job.started_at else None,
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
+        queue_position=queue_position,
         progress=job.progress,
         error=JobError(code=job.error_code, message=job.error_message or "")
         if job.error_code else None,
@@ -96,6 +97,12 @@ def job_view(job: Job) -> JobView:
         links=JobLinks(self=base, result=f"{base}/result", preview=f"{base}/preview",
                        cancel=f"{base}/cancel"),
     )
+
+
+def queued_views(store: JobStore, jobs: list[Job]) -> list[JobView]:
+    """Views of `jobs` with the queue position of the queued ones (no round trip when none is)."""
+    positions = store.queue_positions([j.id for j in jobs if j.status == JobStatus.QUEUED])
+    return [job_view(j, positions.get(j.id)) for j in jobs]
 
 
 def effective_params(params: dict) -> dict:
@@ -158,7 +165,7 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
     webhook = parse_webhook(form.webhook, form.webhook_events, settings)
     digest = request_digest(params, form.content, form.styles)
     if idempotency_key and (earlier := store.find_idempotent(tenant, idempotency_key, digest)):
-        return _replay(owned_job(store, tenant, earlier))  # before decoding: a retry is free
+        return _replay(store, owned_job(store, tenant, earlier))  # before decoding: a retry is free
 
     content, styles = prepare_images(form.content, form.styles, params, settings)
     job_id = new_job_id()
@@ -179,9 +186,9 @@ def _submit(form: JobForm, tenant: str, idempotency_key: str | None, settings: S
         raise
     if job is None or job.id != job_id:  # a concurrent request with the same key won the race
         results.delete_prefix(f"uploads/{job_id}")
-        return _replay(owned(job, tenant))
+        return _replay(store, owned(job, tenant))
     _publish(celery, store, settings, job_id)
-    return JSONResponse(job_view(job).model_dump(mode="json"), status_code=202,
+    return JSONResponse(queued_views(store, [job])[0].model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/v1/jobs/{job_id}"})
 
 
@@ -202,8 +209,8 @@ def _store_inputs(results: ResultsDep, inputs: dict, content: bytes, styles: lis
         results.put(key, data)
 
 
-def _replay(job: Job) -> JSONResponse:
-    return JSONResponse(job_view(job).model_dump(mode="json"), status_code=200,
+def _replay(store: JobStore, job: Job) -> JSONResponse:
+    return JSONResponse(queued_views(store, [job])[0].model_dump(mode="json"), status_code=200,
                         headers={"Location": f"/v1/jobs/{job.id}", "Idempotent-Replayed": "true"})
 
 
@@ -218,7 +225,7 @@ def list_jobs(
 ) -> JobList:
     """The caller's jobs, newest first, a page at a time."""
     jobs, last = store.list(tenant, limit=limit, before=_decode_cursor(cursor), status=status)
-    return JobList(jobs=[job_view(j) for j in jobs],
+    return JobList(jobs=queued_views(store, jobs),
                    next_cursor=_encode_cursor(last) if last else None)
 
 
@@ -243,7 +250,7 @@ def _decode_cursor(cursor: str | None) -> str | None:
             responses=error_docs(401, 404, 422, 503))
 def get_job(job_id: JobId, store: StoreDep, tenant: TenantDep) -> JobView:
     """The job view: status, progress, timestamps, error, links."""
-    return job_view(owned_job(store, tenant, job_id))
+    return queued_views(store, [owned_job(store, tenant, job_id)])[0]
 
 
 # A binary schema per media type: without it client generators drop the body (issue 10).

@@ -111,6 +111,17 @@ def test_list_pages_with_an_opaque_cursor(http) -> None:
     assert [j["id"] for j in only["jobs"]] == ids[:1]
 
 
+def test_queued_jobs_show_their_queue_position(http, store) -> None:
+    ids = [submit(http)["id"] for _ in range(2)]
+    third = submit(http)
+    assert third["queue_position"] == 3  # the 202 view has it too
+    assert [http.get(f"/v1/jobs/{i}").json()["queue_position"] for i in ids] == [1, 2]
+    store.claim(ids[0], lease_seconds=30, max_attempts=3)
+    listed = {j["id"]: j["queue_position"] for j in http.get("/v1/jobs").json()["jobs"]}
+    assert listed == {ids[0]: None, ids[1]: 1, third["id"]: 2}
+    assert http.post(f"/v1/jobs/{ids[1]}/cancel").json()["queue_position"] is None
+
+
 def test_cancel_queued_and_running(http, store) -> None:
     queued = submit(http)
     r = http.post(f"/v1/jobs/{queued['id']}/cancel")

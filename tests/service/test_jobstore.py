@@ -194,3 +194,13 @@ def test_failures_are_counted_by_code_once_per_job(store: JobStore) -> None:
     assert store.failure_counts() == {"invalid_input": 1, "attempts_exhausted": 1}
     assert store.status_counts()[JobStatus.FAILED] == 2
     assert store.r.ttl(f"{store.prefix}failures") == -1  # totals never expire
+
+
+def test_queue_positions_follow_the_queued_set_in_one_pipeline(store: JobStore) -> None:
+    first, second, third = create(store, "a"), create(store, "b"), create(store, "a")
+    other = create(store)
+    assert store.queue_positions([third, first, second]) == {first: 1, second: 2, third: 3}
+    store.claim(first, lease_seconds=30, max_attempts=3)  # running: out of the queue
+    store.cancel(second)
+    assert store.queue_positions([first, second, third, other]) == {third: 1, other: 2}
+    assert store.queue_positions([]) == {} and store.queue_positions([new_job_id()]) == {}
