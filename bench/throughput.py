@@ -20,9 +20,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from api.schemas import JobView  # noqa: E402
 from bench.run import SHARED  # noqa: E402
 from cli.stack import ServiceStack, start_redis  # noqa: E402
-from client.sdk import NstClient  # noqa: E402
+from client import NstClient  # noqa: E402
 
 
 def measure(content: Path, style: Path, jobs: int, size: int, concurrency: int) -> dict:
@@ -37,7 +38,7 @@ def measure(content: Path, style: Path, jobs: int, size: int, concurrency: int) 
             stack.start_api(ready="/readyz")
             stack.start_worker(concurrency=concurrency)
             with NstClient(stack.url) as client:
-                ids = [client.submit(content, [style], {"size": size})["id"] for _ in range(jobs)]
+                ids = [client.submit(content, [style], {"size": size}).id for _ in range(jobs)]
                 views = [client.wait(i, poll=1.0, timeout=3600) for i in ids]
             callbacks = {e["job_id"]: e.get("callback_seconds", 0.0)
                          for e in stack.events("worker", "job finished")}
@@ -46,16 +47,16 @@ def measure(content: Path, style: Path, jobs: int, size: int, concurrency: int) 
     return summarize(views, callbacks, concurrency)
 
 
-def summarize(views: list[dict], callbacks: dict[str, float], concurrency: int) -> dict:
+def summarize(views: list[JobView], callbacks: dict[str, float], concurrency: int) -> dict:
     """Jobs per hour over the busy span, and the per-job time outside the engine."""
-    bad = [v["id"] for v in views if v["status"] != "succeeded"]
+    bad = [v.id for v in views if v.status != "succeeded"]
     if bad:
         raise SystemExit(f"throughput: jobs did not succeed: {bad}")
-    start = min(_epoch(v["started_at"]) for v in views)
-    end = max(_epoch(v["finished_at"]) for v in views)
-    runs = [v["run_seconds"] for v in views]
-    engine = [v["progress"]["elapsed_seconds"] for v in views]
-    outside = [r - e + callbacks.get(v["id"], 0.0) for v, r, e in zip(views, runs, engine, strict=True)]
+    start = min(v.started_at.timestamp() for v in views)
+    end = max(v.finished_at.timestamp() for v in views)
+    runs = [v.run_seconds for v in views]
+    engine = [v.progress.elapsed_seconds for v in views]
+    outside = [r - e + callbacks.get(v.id, 0.0) for v, r, e in zip(views, runs, engine, strict=True)]
     return {"concurrency": concurrency, "jobs": len(views), "span_s": round(end - start, 1),
             "jobs_per_hour": round(3600 * len(views) / (end - start), 1),
             "run_s_median": round(statistics.median(runs), 2),
@@ -63,11 +64,6 @@ def summarize(views: list[dict], callbacks: dict[str, float], concurrency: int) 
             "outside_engine_s_median": round(statistics.median(outside), 3),
             "outside_engine_share": round(sum(outside) / sum(runs), 4)}
 
-
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso).timestamp()
 
 
 def main() -> None:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from tqdm import tqdm
 
-from client import NstApiError, NstClient
+from api.schemas import JobView
+from client import DEFAULT_WAIT_TIMEOUT, NstClient, NstError, NstWaitTimeout
 from nst_core.cli import OUTPUT_FORMATS  # no torch: the engine loads inside its main()
 from service.contract import JobStatus
 
@@ -36,11 +36,7 @@ def run_remote(command: Command) -> Callable[[argparse.Namespace], int]:
         try:
             with NstClient(args.server, args.api_key) as client:
                 return command(client, args)
-        except NstApiError as e:
-            message = str(e)
-        except httpx.TransportError as e:
-            message = f"cannot reach {args.server}: {e or type(e).__name__}"
-        except (OSError, CliError) as e:
+        except (NstError, OSError, CliError) as e:  # NstError: HTTP, transport, timeout
             message = str(e)
         # A proxy's HTML error page or a multi-line message must still be one line.
         print(f"nst {args.command}: {' '.join(message.split())}", file=sys.stderr)
@@ -70,19 +66,20 @@ def _read(path: str) -> bytes:
 def cmd_submit(client: NstClient, args: argparse.Namespace) -> int:
     """Submit a job; with --wait show progress and save the result."""
     job = client.submit(_read(args.content), [_read(s) for s in args.styles], _params(args))
-    print(job["id"], flush=True)  # first, so an interrupted wait can still be resumed
+    print(job.id, flush=True)  # first, so an interrupted wait can still be resumed
     if not args.wait:
         return 0
-    out = args.output or f"{job['id']}.png"
+    out = args.output or f"{job.id}.png"
     try:
-        job = _wait_with_bar(client, job["id"])
+        job = _wait_with_bar(client, job.id, args.timeout)
     except KeyboardInterrupt:
-        return _interrupted(client, job["id"], out)
-    if job["status"] != JobStatus.SUCCEEDED:
-        error = job.get("error") or {}
-        raise CliError(f"job {job['id']} {job['status']}: {error.get('message', '')}")
-    saved = _save(client, job["id"], out)
-    print(f"saved {saved} (job {job['id']}, {job['run_seconds']} s)")
+        return _interrupted(client, job.id, out)
+    except NstWaitTimeout as e:
+        raise CliError(f"{e}; it goes on: nst status {job.id}") from None
+    if job.status != JobStatus.SUCCEEDED:
+        raise CliError(f"job {job.id} {job.status}: {job.error.message if job.error else ''}")
+    saved = _save(client, job.id, out)
+    print(f"saved {saved} (job {job.id}, {job.run_seconds} s)")
     return 0
 
 
@@ -115,39 +112,43 @@ class _JobBar(tqdm):
         return {**super().format_dict, "eta": self.eta}
 
 
-def stage_of(view: dict[str, Any]) -> str:
-    """What the job is doing, in words: queued, style targets, painting scale i/n, done."""
-    p = view.get("progress") or {}
-    if view["status"] == JobStatus.SUCCEEDED or p.get("stage") == "done":
+def stage_of(view: JobView) -> str:
+    """What the job is doing, in words: queued (position n), style targets, painting scale i/n,
+    done."""
+    p = view.progress
+    if view.status == JobStatus.SUCCEEDED or (p and p.stage == "done"):
         return "done"
-    if view["status"] != JobStatus.RUNNING:
-        return view["status"]
-    if p.get("stage") == "optimize":
-        return f"painting scale {p['scale']}/{p['scales']}"
+    if view.status == JobStatus.QUEUED and view.queue_position:
+        return f"queued (position {view.queue_position})"
+    if view.status != JobStatus.RUNNING:
+        return view.status
+    if p and p.stage == "optimize":
+        return f"painting scale {p.scale}/{p.scales}"
     return "style targets" if p else "starting"
 
 
-def _eta(view: dict[str, Any]) -> str:
-    eta = (view.get("progress") or {}).get("eta_seconds")
-    return "" if eta is None or view["status"] != JobStatus.RUNNING else f"ETA {eta:.0f} s"
+def _eta(view: JobView) -> str:
+    eta = view.progress.eta_seconds if view.progress else None
+    return "" if eta is None or view.status != JobStatus.RUNNING else f"ETA {eta:.0f} s"
 
 
-def _percent(view: dict[str, Any]) -> float:
-    if view["status"] == JobStatus.SUCCEEDED:
+def _percent(view: JobView) -> float:
+    if view.status == JobStatus.SUCCEEDED:
         return 100.0
-    return float((view.get("progress") or {}).get("percent", 0.0))
+    return view.progress.percent if view.progress else 0.0
 
 
-def _wait_with_bar(client: NstClient, job_id: str) -> dict[str, Any]:
-    with _JobBar(total=100, desc="queued", bar_format="{desc:<20} {percentage:3.0f}%|{bar}| {eta}"
+def _wait_with_bar(client: NstClient, job_id: str, timeout: float | None) -> JobView:
+    # The stage column is as wide as "queued (position 1000)", so the bar does not jump.
+    with _JobBar(total=100, desc="queued", bar_format="{desc:<22} {percentage:3.0f}%|{bar}| {eta}"
                  ) as bar:
 
-        def update(view: dict[str, Any]) -> None:
+        def update(view: JobView) -> None:
             bar.set_description_str(stage_of(view), refresh=False)
             bar.eta, bar.n = _eta(view), _percent(view)
             bar.refresh()  # every poll: update() skips redraws within its mininterval
 
-        return client.wait(job_id, poll=0.5, on_update=update)
+        return client.wait(job_id, poll=0.5, timeout=timeout, on_update=update)
 
 
 def _save(client: NstClient, job_id: str, output: str) -> Path:
@@ -157,23 +158,33 @@ def _save(client: NstClient, job_id: str, output: str) -> Path:
     return out
 
 
-def _summary(view: dict[str, Any]) -> str:
-    """The job view for people: status, stage, percent and ETA, timings, error."""
-    lines = [f"job      {view['id']}", f"status   {view['status']}"]
-    if view["status"] == JobStatus.RUNNING:
+def _summary(view: JobView) -> str:
+    """The job view for people: status, queue position or stage, percent and ETA, timings,
+    error."""
+    lines = [f"job      {view.id}", f"status   {view.status}"]
+    if view.queue_position:
+        lines.append(f"queue    position {view.queue_position} (1: next to run)")
+    if view.status == JobStatus.RUNNING:
         lines.append(f"stage    {stage_of(view)}  {_percent(view):.0f}%  {_eta(view)}".rstrip())
-    lines.append(f"created  {view.get('created_at')}")
-    if view.get("run_seconds") is not None:
-        lines.append(f"ran      {view['run_seconds']} s")
-    if view.get("error"):
-        lines.append(f"error    {view['error']['code']}: {view['error']['message']}")
+    lines.append(f"created  {view.created_at.isoformat()}")
+    if view.run_seconds is not None:
+        lines.append(f"ran      {view.run_seconds} s")
+    if view.error:
+        lines.append(f"error    {view.error.code}: {view.error.message}")
     return "\n".join(lines)
+
+
+def _json(views: JobView | list[JobView]) -> str:
+    """The views as the API sent them."""
+    data = [v.model_dump(mode="json") for v in views] if isinstance(views, list) else \
+        views.model_dump(mode="json")
+    return json.dumps(data, indent=2)
 
 
 def cmd_status(client: NstClient, args: argparse.Namespace) -> int:
     """Print the job's view: a summary, or the raw JSON."""
     view = client.get(args.job_id)
-    print(json.dumps(view, indent=2) if args.json else _summary(view))
+    print(_json(view) if args.json else _summary(view))
     return 0
 
 
@@ -183,10 +194,10 @@ def cmd_result(client: NstClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cancel_state(view: dict[str, Any]) -> str:
-    if view["status"] == JobStatus.RUNNING:
+def _cancel_state(view: JobView) -> str:
+    if view.status == JobStatus.RUNNING:
         return "cancel requested (stops within an iteration)"
-    return view["status"]
+    return view.status
 
 
 def cmd_cancel(client: NstClient, args: argparse.Namespace) -> int:
@@ -197,12 +208,12 @@ def cmd_cancel(client: NstClient, args: argparse.Namespace) -> int:
 
 def cmd_list(client: NstClient, args: argparse.Namespace) -> int:
     """Print the tenant's jobs, newest first: id, status, stage and percent, created."""
-    jobs = client.list(status=args.status, limit=args.limit)["jobs"]
+    jobs = client.list(status=args.status, limit=args.limit).jobs
     if args.json:
-        print(json.dumps(jobs, indent=2))
+        print(_json(jobs))
     for view in [] if args.json else jobs:
-        print(f"{view['id']}  {view['status']:<9}  {stage_of(view):<20} {_percent(view):3.0f}%  "
-              f"{view.get('created_at')}")
+        print(f"{view.id}  {view.status:<9}  {stage_of(view):<22} {_percent(view):3.0f}%  "
+              f"{view.created_at.isoformat()}")
     return 0
 
 
@@ -238,6 +249,9 @@ def add_job_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
                         help="time-quality preset; None: the server's default")
     submit.add_argument("--seed", type=int, help="random seed; None: the server's default")
     submit.add_argument("--wait", action="store_true", help="show progress and save the result")
+    submit.add_argument("--timeout", type=float, default=DEFAULT_WAIT_TIMEOUT,
+                        help="with --wait: give up waiting after this many seconds (the job goes "
+                             "on)")
     submit.add_argument("-o", "--output", help="result file with --wait (.png, .jpg, .webp); None: ID.png")
 
     status = add("status", cmd_status, "show a job's status and progress")

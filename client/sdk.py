@@ -1,35 +1,30 @@
-"""A small synchronous client of the job API (httpx), for `nst submit` and other services."""
+"""The synchronous client of the job API (httpx), for `nst submit` and other services.
+
+Requests and answers are built and read in client/calls.py, shared with AsyncNstClient;
+this module only sends them and sleeps between polls.
+"""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import httpx
 
-from service.contract import JobStatus
+from api.schemas import JobList, JobView
+from client import calls
+from client.calls import DEFAULT_POLL, DEFAULT_URL, DEFAULT_WAIT_TIMEOUT, Call, Image, OnUpdate
 
-Image = bytes | str | Path  # raw bytes or a file path
-
-
-class NstApiError(Exception):
-    """An error answer of the API, with its status, stable code and offending field."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}" + (f" (field {field})" if field else ""))
-        self.status, self.code, self.message, self.field = status, code, message, field
+T = TypeVar("T")
 
 
 class NstClient:
-    """Submit, poll, cancel and download style-transfer jobs."""
+    """Submit, poll, cancel and download style-transfer jobs; answers are the API's models."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None,
-                 *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
+    def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None, *,
+                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.http = httpx.Client(**calls.client_options(base_url, api_key, timeout),
                                  transport=transport)
 
     def __enter__(self) -> NstClient:
@@ -42,63 +37,67 @@ class NstClient:
         """Close the connection pool."""
         self.http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, path, **kwargs)
-        if response.status_code >= 400:
+    def _send(self, call: Call[T]) -> T:
+        try:
+            response = self.http.request(call.method, call.path, **call.options)
+        except httpx.TransportError as e:
+            raise calls.transport_error(e, self.http.base_url) from e
+        return call.read(response)
+
+    def _drive(self, steps: calls.Steps[T]) -> T:
+        reply: Any = None
+        while True:
             try:
-                err = response.json()["error"]
-            except (ValueError, KeyError, TypeError):
-                err = {"code": "http_error", "message": response.text[:200]}
-            raise NstApiError(response.status_code, err.get("code", "error"),
-                              err.get("message", ""), err.get("field"))
-        return response
+                step = steps.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = self._send(step) if isinstance(step, Call) else time.sleep(step)
 
-    def submit(self, content: Image, styles: list[Image], params: dict[str, Any] | None = None,
-               *, idempotency_key: str | None = None) -> dict[str, Any]:
+    def submit(self, content: Image, styles: Image | Sequence[Image],
+               params: dict[str, Any] | None = None, *,
+               idempotency_key: str | None = None) -> JobView:
         """Create a job; returns its view (status `queued`, or the earlier job on a replay)."""
-        files = [("content", ("content", _read(content)))]
-        files += [("style", (f"style-{i}", _read(s))) for i, s in enumerate(styles)]
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self._call("POST", "/v1/jobs", files=files, headers=headers,
-                          data={"params": json.dumps(params or {})}).json()
+        return self._send(calls.submit(content, styles, params, idempotency_key))
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobView:
         """The job view."""
-        return self._call("GET", f"/v1/jobs/{job_id}").json()
+        return self._send(calls.get(job_id))
 
     def list(self, *, status: str | None = None, limit: int = 20,
-             cursor: str | None = None) -> dict[str, Any]:
-        """One page of jobs, newest first: {"jobs": [...], "next_cursor": ...}."""
-        query = {k: v for k, v in {"status": status, "limit": limit, "cursor": cursor}.items()
-                 if v is not None}
-        return self._call("GET", "/v1/jobs", params=query).json()
+             cursor: str | None = None) -> JobList:
+        """One page of jobs, newest first, and the cursor of the next."""
+        return self._send(calls.list_jobs(status, limit, cursor))
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    def cancel(self, job_id: str) -> JobView:
         """Cancel the job (idempotent); returns its view."""
-        return self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
+        return self._send(calls.cancel(job_id))
 
     def result(self, job_id: str, format: str = "png") -> bytes:
-        """The result image bytes (raises NstApiError 409 until the job succeeded)."""
-        return self._call("GET", f"/v1/jobs/{job_id}/result", params={"format": format}).content
+        """The result image bytes (NstApiError 409 until the job succeeded)."""
+        return self._send(calls.result(job_id, format))
 
     def preview(self, job_id: str) -> bytes:
         """The latest preview image (PNG)."""
-        return self._call("GET", f"/v1/jobs/{job_id}/preview").content
+        return self._send(calls.preview(job_id))
 
-    def wait(self, job_id: str, *, poll: float = 0.5, timeout: float | None = None,
-             on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Poll until the job ends; calls `on_update` with each view; returns the final view."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            view = self.get(job_id)
-            if on_update:
-                on_update(view)
-            if JobStatus(view["status"]).is_terminal:
-                return view
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {view['status']}")
-            time.sleep(poll)
+    def wait(self, job_id: str, *, poll: float = DEFAULT_POLL,
+             timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+             on_update: OnUpdate | None = None) -> JobView:
+        """Poll until the job ends, calling `on_update` with each view; NstWaitTimeout after
+        `timeout` seconds (None: no limit)."""
+        return self._drive(calls.wait(job_id, poll, timeout, on_update))
+
+    def stylize(self, content: Image, style: Image | Sequence[Image], *, format: str = "png",
+                poll: float = DEFAULT_POLL, timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+                on_update: OnUpdate | None = None, **params: Any) -> bytes:
+        """Submit with `params` (StyleParams fields), wait, return the image; NstJobFailed if
+        the job did not succeed."""
+        return self._drive(calls.stylize(content, style, format=format, poll=poll,
+                                         timeout=timeout, on_update=on_update, params=params))
 
 
-def _read(image: Image) -> bytes:
-    return image if isinstance(image, bytes) else Path(image).read_bytes()
+def stylize(content: Image, style: Image | Sequence[Image], *, base_url: str = DEFAULT_URL,
+            api_key: str | None = None, **kwargs: Any) -> bytes:
+    """NstClient(base_url, api_key).stylize(content, style, **kwargs) in one call."""
+    with NstClient(base_url, api_key) as client:
+        return client.stylize(content, style, **kwargs)

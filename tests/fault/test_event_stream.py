@@ -26,13 +26,13 @@ def test_stream_survives_a_redis_restart_with_two_api_processes(stack_of, redis_
     stack.start_worker()
     with stack.client() as alice:
         job = alice.submit(CONTENT, [STYLE], long_params(300))
-        wait_running(alice, job["id"])
+        wait_running(alice, job.id)
         events: list[dict] = []
         errors: list[BaseException] = []
 
         def follow() -> None:
             try:
-                events.extend(read_stream(alice, job["id"]))
+                events.extend(read_stream(alice, job.id))
             except BaseException as e:  # noqa: BLE001 - handed to the test thread
                 errors.append(e)
 

@@ -23,9 +23,9 @@ def test_redis_killed_and_restarted_loses_no_job(stack_of, redis_server: RedisSe
     with stack.client() as alice:
         running = alice.submit(CONTENT, [STYLE], long_params(300))
         queued = [alice.submit(CONTENT, [STYLE], TINY) for _ in range(2)]
-        wait_running(alice, running["id"])
+        wait_running(alice, running.id)
         time.sleep(1.5)  # appendfsync everysec: what was written a second ago is on disk
-        at_kill = stack.store().get(running["id"])
+        at_kill = stack.store().get(running.id)
         assert at_kill.status == "running", "the long job ended too soon: give it more iterations"
         step_before = at_kill.progress.step
 
@@ -36,8 +36,8 @@ def test_redis_killed_and_restarted_loses_no_job(stack_of, redis_server: RedisSe
         ready = httpx.get(f"{stack.url}/readyz")
         assert ready.status_code == 503 and ready.json()["error"]["code"] == "unavailable"
         assert ready.headers["retry-after"]
-        for call in (lambda: alice.get(running["id"]), lambda: alice.list(),
-                     lambda: alice.cancel(queued[0]["id"]), lambda: alice.result(running["id"]),
+        for call in (lambda: alice.get(running.id), lambda: alice.list(),
+                     lambda: alice.cancel(queued[0].id), lambda: alice.result(running.id),
                      lambda: alice.submit(CONTENT, [STYLE], TINY)):
             with pytest.raises(NstApiError) as e:
                 call()
@@ -50,14 +50,14 @@ def test_redis_killed_and_restarted_loses_no_job(stack_of, redis_server: RedisSe
         while httpx.get(f"{stack.url}/readyz").status_code != 200:
             assert time.monotonic() < deadline, "API did not recover after Redis came back"
             time.sleep(0.2)
-        assert alice.get(running["id"])["status"] in {"running", "succeeded"}
+        assert alice.get(running.id).status in {"running", "succeeded"}
         later = alice.submit(CONTENT, [STYLE], TINY)
 
-        jobs = [running["id"], *(q["id"] for q in queued), later["id"]]
+        jobs = [running.id, *(q.id for q in queued), later.id]
         views = assert_invariant(stack, alice, dict.fromkeys(jobs, "succeeded"))
         # The queued jobs' messages survived in the AOF; the running attempt was never lost.
-        assert all(views[j]["attempts"] == 1 for j in jobs), {j: views[j]["attempts"] for j in jobs}
-        assert views[running["id"]]["progress"]["step"] > step_before
+        assert all(views[j].attempts == 1 for j in jobs), {j: views[j].attempts for j in jobs}
+        assert views[running.id].progress.step > step_before
     # The worker reconnected by itself: the same process, connected twice, consumed afterwards.
     assert len(stack.workers()) == 1
     assert len(stack.worker_lines("Connected to redis://")) == 2
@@ -66,7 +66,7 @@ def test_redis_killed_and_restarted_loses_no_job(stack_of, redis_server: RedisSe
     # and if this worker died it would stay unacknowledged until the visibility timeout.
     events = [e for e in stack.worker_events("", exact=False)
               if e["msg"].endswith("] received")
-              or (e["msg"] == "job finished" and e["job_id"] == running["id"])]
+              or (e["msg"] == "job finished" and e["job_id"] == running.id)]
     first_end = next(i for i, e in enumerate(events) if e["msg"] == "job finished")
     assert first_end == 1, [e["msg"] for e in events]
 
@@ -82,18 +82,18 @@ def test_redis_down_longer_than_a_lease_still_completes_each_job_once(
     with stack.client() as alice:
         running = alice.submit(CONTENT, [STYLE], long_params(300))
         queued = alice.submit(CONTENT, [STYLE], TINY)
-        wait_running(alice, running["id"])
+        wait_running(alice, running.id)
         time.sleep(1.5)  # appendfsync everysec
-        assert stack.store().get(running["id"]).status == "running"
+        assert stack.store().get(running.id).status == "running"
         redis_server.kill()
         time.sleep(7)  # more than twice the lease
         redis_server.start()
 
-        views = assert_invariant(stack, alice, {running["id"]: "succeeded",
-                                                queued["id"]: "succeeded"})
-        assert views[running["id"]]["attempts"] in (1, 2)
-        assert views[queued["id"]]["attempts"] == 1
-    if views[running["id"]]["attempts"] == 2:  # the first attempt noticed and stopped
+        views = assert_invariant(stack, alice, {running.id: "succeeded",
+                                                queued.id: "succeeded"})
+        assert views[running.id].attempts in (1, 2)
+        assert views[queued.id].attempts == 1
+    if views[running.id].attempts == 2:  # the first attempt noticed and stopped
         assert stack.worker_lines("stopped: the lease went to another attempt") or \
             stack.worker_lines("lost the job before finishing")
     assert len(stack.worker_lines("Connected to redis://")) == 2

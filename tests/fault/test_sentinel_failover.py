@@ -32,7 +32,7 @@ def submit_until_accepted(client: NstClient, timeout: float) -> tuple[str, int]:
     refused, deadline = 0, time.monotonic() + timeout
     while True:
         try:
-            return client.submit(CONTENT, [STYLE], JOB)["id"], refused
+            return client.submit(CONTENT, [STYLE], JOB).id, refused
         except NstApiError as e:
             assert (e.status, e.code) == (503, "unavailable"), e  # never a 500
             refused += 1
@@ -74,9 +74,9 @@ def test_the_master_killed_the_replica_takes_over_and_every_job_ends_once(
                      NST_REDIS_WAIT_TIMEOUT_MS="200").start_api()
     stack.start_worker()
     with stack.client() as alice:
-        accepted = [alice.submit(CONTENT, [STYLE], JOB)["id"] for _ in range(5)]
+        accepted = [alice.submit(CONTENT, [STYLE], JOB).id for _ in range(5)]
         wait_running(alice, accepted[0])
-        statuses = [alice.get(j)["status"] for j in accepted]
+        statuses = [alice.get(j).status for j in accepted]
         assert "running" in statuses and "queued" in statuses, statuses
 
         killed_at = time.monotonic()
@@ -97,7 +97,7 @@ def test_the_master_killed_the_replica_takes_over_and_every_job_ends_once(
         # The event stream follows the master through the Sentinels too.
         events = read_stream(alice, accepted[0])
         assert events[-1]["data"]["status"] == "succeeded"
-    attempts = [views[j]["attempts"] for j in accepted]
+    attempts = [views[j].attempts for j in accepted]
     assert all(a in (1, 2) for a in attempts), attempts
     print(f"\nFAILOVER wait_replicas={wait_replicas}: promoted {promoted:.1f} s after the kill, a job "
           f"accepted {serving:.1f} s after the kill ({refused} x 503 before), statuses at the "

@@ -25,8 +25,8 @@ def test_all_workers_killed_a_fresh_worker_completes_every_job_once(stack_of) ->
         running = [alice.submit(CONTENT, [STYLE], long_params(n)) for n in (150, 100)]
         queued = [alice.submit(CONTENT, [STYLE], TINY) for _ in range(3)]
         for job in running:
-            wait_running(alice, job["id"])
-        assert {alice.get(j["id"])["status"] for j in queued} == {"queued"}
+            wait_running(alice, job.id)
+        assert {alice.get(j.id).status for j in queued} == {"queued"}
 
         # Every worker dies at once, a running job each and maybe a prefetched message each;
         # their messages stay unacknowledged in Redis until the visibility timeout (2 h).
@@ -34,14 +34,14 @@ def test_all_workers_killed_a_fresh_worker_completes_every_job_once(stack_of) ->
         killed_at = time.monotonic()
         stack.start_worker()
 
-        jobs = [j["id"] for j in running + queued]
+        jobs = [j.id for j in running + queued]
         views = assert_invariant(stack, alice, dict.fromkeys(jobs, "succeeded"), timeout=120)
         took = time.monotonic() - killed_at
         assert took < 120, took
-        assert [views[j["id"]]["attempts"] for j in running] == [2, 2]
-        assert [views[j["id"]]["attempts"] for j in queued] == [1, 1, 1]
+        assert [views[j.id].attempts for j in running] == [2, 2]
+        assert [views[j.id].attempts for j in queued] == [1, 1, 1]
     reclaimed = {e["job_id"] for e in stack.worker_events("reclaimed a job with an expired lease")}
-    assert reclaimed == {j["id"] for j in running}
+    assert reclaimed == {j.id for j in running}
 
 
 class PoisonKiller(threading.Thread):
@@ -74,32 +74,32 @@ def test_a_poison_job_fails_after_its_attempts_and_the_worker_goes_on(stack_of) 
     worker = stack.start_worker()
     with stack.client() as alice:
         poison = alice.submit(CONTENT, [STYLE], long_params(300))
-        killer = PoisonKiller(stack, psutil.Process(worker.pid), poison["id"])
+        killer = PoisonKiller(stack, psutil.Process(worker.pid), poison.id)
         killer.start()
         try:
             # Submitted while the poison job cycles: it is served between the poison's attempts.
-            wait_view(alice, poison["id"], lambda v: v["attempts"] >= 1)
+            wait_view(alice, poison.id, lambda v: v.attempts >= 1)
             meanwhile = alice.submit(CONTENT, [STYLE], TINY)
-            final = wait_view(alice, poison["id"], lambda v: v["status"] != "running"
-                              and v["status"] != "queued", timeout=150)
+            final = wait_view(alice, poison.id, lambda v: v.status != "running"
+                              and v.status != "queued", timeout=150)
         finally:
             killer.done.set()
             killer.join(5)
-        assert final["status"] == "failed", final
-        assert final["error"]["code"] == "attempts_exhausted", final
-        assert final["attempts"] == 3 and killer.kills == [1, 2, 3]
+        assert final.status == "failed", final
+        assert final.error.code == "attempts_exhausted", final
+        assert final.attempts == 3 and killer.kills == [1, 2, 3]
 
         # The worker itself lived through it and takes new jobs.
         assert worker.poll() is None
         after = alice.submit(CONTENT, [STYLE], TINY)
         views = assert_invariant(stack, alice, {
-            poison["id"]: "failed:attempts_exhausted",
-            meanwhile["id"]: "succeeded",
-            after["id"]: "succeeded",
+            poison.id: "failed:attempts_exhausted",
+            meanwhile.id: "succeeded",
+            after.id: "succeeded",
         })
-        assert views[meanwhile["id"]]["attempts"] == 1 and views[after["id"]]["attempts"] == 1
+        assert views[meanwhile.id].attempts == 1 and views[after.id].attempts == 1
     exhausted = [e for e in stack.worker_events("reclaimed a job with an expired lease")
-                 if e["job_id"] == poison["id"]]
+                 if e["job_id"] == poison.id]
     assert [e["outcome"] for e in exhausted] == ["requeued", "requeued", "exhausted"]
 
 
@@ -123,7 +123,7 @@ def test_a_pool_process_slow_to_load_the_engine_is_waited_for(stack_of) -> None:
     slow.resume()
     with stack.client() as alice:
         job = alice.submit(CONTENT, [STYLE], TINY)
-        views = assert_invariant(stack, alice, {job["id"]: "succeeded"})
-    assert views[job["id"]]["attempts"] == 1
+        views = assert_invariant(stack, alice, {job.id: "succeeded"})
+    assert views[job.id].attempts == 1
     assert not stack.worker_lines("Timed out waiting for UP message")
     assert [c.pid for c in worker.children()] == [slow.pid]  # the slow one lived and served

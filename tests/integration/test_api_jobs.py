@@ -9,11 +9,12 @@ import httpx
 import pytest
 from PIL import Image
 
+from api.schemas import JobView
 from client import NstApiError, NstClient
 from tests.support.stack import CONTENT, STYLE, TINY, long_params, png
 
 
-def wait_for(client: NstClient, job_id: str, condition, timeout: float = 120) -> dict:
+def wait_for(client: NstClient, job_id: str, condition, timeout: float = 120) -> JobView:
     """Poll the job until `condition(view)` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -28,72 +29,72 @@ def test_submit_runs_with_progress_and_returns_an_image(alice: NstClient) -> Non
     params = {"size": 64, "scales": [32, 64], "iterations": [8, 4], "optimizer": "adam",
               "preview_every": 2}
     job = alice.submit(CONTENT, [STYLE], params)
-    assert job["status"] in ("queued", "running")
-    assert job["links"]["self"] == f"/v1/jobs/{job['id']}"
-    assert job["params"]["size"] == 64 and job["params"]["style_weight"] == 1.0  # defaults filled
+    assert job.status in ("queued", "running")
+    assert job.links.self == f"/v1/jobs/{job.id}"
+    assert job.params["size"] == 64 and job.params["style_weight"] == 1.0  # defaults filled
 
     seen: list[dict] = []
-    final = wait_for(alice, job["id"], lambda v: seen.append(v) or v["status"] not in (
+    final = wait_for(alice, job.id, lambda v: seen.append(v) or v.status not in (
         "queued", "running"))
-    running = [v for v in seen if v["status"] == "running" and v["progress"]]
-    steps = [v["progress"]["step"] for v in running]
+    running = [v for v in seen if v.status == "running" and v.progress]
+    steps = [v.progress.step for v in running]
     assert len(set(steps)) >= 2, f"progress never advanced: {steps}"
     assert steps == sorted(steps)
-    assert final["status"] == "succeeded", final
-    assert final["attempts"] == 1 and final["error"] is None
-    assert final["progress"]["percent"] == 100.0
-    assert final["queue_seconds"] >= 0 and final["run_seconds"] > 0
+    assert final.status == "succeeded", final
+    assert final.attempts == 1 and final.error is None
+    assert final.progress.percent == 100.0
+    assert final.queue_seconds >= 0 and final.run_seconds > 0
 
-    img = Image.open(io.BytesIO(alice.result(job["id"])))
+    img = Image.open(io.BytesIO(alice.result(job.id)))
     assert img.format == "PNG" and max(img.size) == 64 and img.size == (64, 43)
     for fmt, pil_name in (("jpeg", "JPEG"), ("webp", "WEBP")):
-        assert Image.open(io.BytesIO(alice.result(job["id"], fmt))).format == pil_name
-    preview = Image.open(io.BytesIO(alice.preview(job["id"])))
+        assert Image.open(io.BytesIO(alice.result(job.id, fmt))).format == pil_name
+    preview = Image.open(io.BytesIO(alice.preview(job.id)))
     assert preview.format == "PNG"
 
-    first = alice.http.get(f"/v1/jobs/{job['id']}/result")
+    first = alice.http.get(f"/v1/jobs/{job.id}/result")
     etag = first.headers["etag"]
-    again = alice.http.get(f"/v1/jobs/{job['id']}/result", headers={"If-None-Match": etag})
+    again = alice.http.get(f"/v1/jobs/{job.id}/result", headers={"If-None-Match": etag})
     assert again.status_code == 304
 
 
 def test_result_is_409_until_succeeded(alice: NstClient) -> None:
     job = alice.submit(CONTENT, [STYLE], long_params())
     with pytest.raises(NstApiError) as e:
-        alice.result(job["id"])
+        alice.result(job.id)
     assert e.value.status == 409 and e.value.code == "job_not_succeeded"
-    body = alice.http.get(f"/v1/jobs/{job['id']}/result").json()
+    body = alice.http.get(f"/v1/jobs/{job.id}/result").json()
     assert body["error"]["job_status"] in ("queued", "running")
-    alice.cancel(job["id"])
-    wait_for(alice, job["id"], lambda v: v["status"] == "canceled")
+    alice.cancel(job.id)
+    wait_for(alice, job.id, lambda v: v.status == "canceled")
 
 
 def test_cancel_running_and_queued(alice: NstClient) -> None:
     running = alice.submit(CONTENT, [STYLE], long_params())
-    wait_for(alice, running["id"], lambda v: v["status"] == "running" and v["progress"]
-             and v["progress"]["step"] > 0)
+    wait_for(alice, running.id, lambda v: v.status == "running" and v.progress
+             and v.progress.step > 0)
     queued = alice.submit(CONTENT, [STYLE], TINY)  # the only worker is busy
 
-    canceled = alice.cancel(queued["id"])
-    assert canceled["status"] == "canceled"
-    assert alice.http.post(f"/v1/jobs/{queued['id']}/cancel").status_code == 200  # idempotent
+    canceled = alice.cancel(queued.id)
+    assert canceled.status == "canceled"
+    assert alice.http.post(f"/v1/jobs/{queued.id}/cancel").status_code == 200  # idempotent
 
-    response = alice.http.post(f"/v1/jobs/{running['id']}/cancel")
+    response = alice.http.post(f"/v1/jobs/{running.id}/cancel")
     assert response.status_code == 202 and response.json()["cancel_requested"] is True
     asked = time.monotonic()
-    final = wait_for(alice, running["id"], lambda v: v["status"] != "running", timeout=30)
-    assert final["status"] == "canceled"
+    final = wait_for(alice, running.id, lambda v: v.status != "running", timeout=30)
+    assert final.status == "canceled"
     assert time.monotonic() - asked < 10
-    assert final["progress"]["step"] < final["progress"]["total_steps"]
+    assert final.progress.step < final.progress.total_steps
 
     time.sleep(1.5)  # the worker is free again: the canceled queued job must never start
-    never = alice.get(queued["id"])
-    assert never["status"] == "canceled" and never["attempts"] == 0
-    assert never["started_at"] is None
+    never = alice.get(queued.id)
+    assert never.status == "canceled" and never.attempts == 0
+    assert never.started_at is None
 
     done = alice.submit(CONTENT, [STYLE], TINY)
-    wait_for(alice, done["id"], lambda v: v["status"] == "succeeded")
-    after = alice.http.post(f"/v1/jobs/{done['id']}/cancel")
+    wait_for(alice, done.id, lambda v: v.status == "succeeded")
+    after = alice.http.post(f"/v1/jobs/{done.id}/cancel")
     assert after.status_code == 200 and after.json()["status"] == "succeeded"
 
 
@@ -105,7 +106,7 @@ def test_idempotency_key(alice: NstClient, bob: NstClient) -> None:
         files=[("content", ("c.png", CONTENT)), ("style", ("s.png", STYLE))],
         data={"params": '{"size": 64, "scales": [64], "iterations": [400], "optimizer": "adam",'
                         ' "preview_every": 2}'})
-    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    assert again.status_code == 200 and again.json()["id"] == first.id
     assert again.headers["idempotent-replayed"] == "true"
 
     with pytest.raises(NstApiError) as e:
@@ -113,29 +114,29 @@ def test_idempotency_key(alice: NstClient, bob: NstClient) -> None:
     assert e.value.status == 422 and e.value.code == "idempotency_conflict"
 
     other = bob.submit(CONTENT, [STYLE], long_params(), idempotency_key=key)  # keys are per tenant
-    assert other["id"] != first["id"]
+    assert other.id != first.id
 
     with pytest.raises(NstApiError) as e:
         alice.submit(CONTENT, [STYLE], TINY, idempotency_key="bad key with spaces")
     assert e.value.code == "invalid_idempotency_key"
     for client, job in ((alice, first), (bob, other)):
-        client.cancel(job["id"])
+        client.cancel(job.id)
 
 
 def test_tenants_are_isolated(stack, alice: NstClient, bob: NstClient) -> None:
     job = alice.submit(CONTENT, [STYLE], long_params())
-    for call in (lambda: bob.get(job["id"]), lambda: bob.cancel(job["id"]),
-                 lambda: bob.result(job["id"]), lambda: bob.preview(job["id"])):
+    for call in (lambda: bob.get(job.id), lambda: bob.cancel(job.id),
+                 lambda: bob.result(job.id), lambda: bob.preview(job.id)):
         with pytest.raises(NstApiError) as e:
             call()
         assert e.value.status == 404 and e.value.code == "job_not_found"
-    assert job["id"] not in {j["id"] for j in bob.list(limit=100)["jobs"]}
+    assert job.id not in {j.id for j in bob.list(limit=100).jobs}
     with stack.client("key-alice-2") as rotated:  # a second key of the same tenant
-        assert rotated.get(job["id"])["id"] == job["id"]
+        assert rotated.get(job.id).id == job.id
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic a2V5"}):
-        r = httpx.get(f"{stack.url}/v1/jobs/{job['id']}", headers=headers)
+        r = httpx.get(f"{stack.url}/v1/jobs/{job.id}", headers=headers)
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    alice.cancel(job["id"])
+    alice.cancel(job.id)
 
 
 def test_list_newest_first_with_cursor_and_status_filter(stack) -> None:
@@ -143,16 +144,16 @@ def test_list_newest_first_with_cursor_and_status_filter(stack) -> None:
         ids = []
         for _ in range(3):
             job = carol.submit(CONTENT, [STYLE], long_params())
-            carol.cancel(job["id"])
-            ids.append(job["id"])
+            carol.cancel(job.id)
+            ids.append(job.id)
         for job_id in ids:
-            wait_for(carol, job_id, lambda v: v["status"] == "canceled")
+            wait_for(carol, job_id, lambda v: v.status == "canceled")
         page1 = carol.list(limit=2)
-        assert [j["id"] for j in page1["jobs"]] == ids[::-1][:2]
-        page2 = carol.list(limit=2, cursor=page1["next_cursor"])
-        assert [j["id"] for j in page2["jobs"]] == ids[:1] and page2["next_cursor"] is None
-        assert len(carol.list(status="canceled")["jobs"]) == 3
-        assert carol.list(status="succeeded")["jobs"] == []
+        assert [j.id for j in page1.jobs] == ids[::-1][:2]
+        page2 = carol.list(limit=2, cursor=page1.next_cursor)
+        assert [j.id for j in page2.jobs] == ids[:1] and page2.next_cursor is None
+        assert len(carol.list(status="canceled").jobs) == 3
+        assert carol.list(status="succeeded").jobs == []
         with pytest.raises(NstApiError) as e:
             carol.list(cursor="garbage!")
         assert e.value.code == "invalid_cursor"
@@ -165,7 +166,7 @@ def test_per_tenant_cap_is_429_with_retry_after(stack) -> None:
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_active_jobs"
         assert int(r.headers["retry-after"]) > 0
         for job in jobs:
-            dave.cancel(job["id"])
+            dave.cancel(job.id)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pexpect
 import pytest
 from PIL import Image
 
+from api.schemas import JobView
 from cli.stack import free_port
 from client import NstClient
 from tests.support.stack import CONTENT, ROOT, STYLE, TINY, Stack, long_params
@@ -45,10 +46,10 @@ def assert_one_line_error(run: subprocess.CompletedProcess[str], *needles: str) 
         assert needle in run.stderr, run.stderr
 
 
-def wait_status(client: NstClient, job_id: str, *statuses: str, timeout: float = 60) -> dict:
+def wait_status(client: NstClient, job_id: str, *statuses: str, timeout: float = 60) -> JobView:
     """Poll until the job is in one of `statuses`."""
     deadline = time.monotonic() + timeout
-    while (view := client.get(job_id))["status"] not in statuses:
+    while (view := client.get(job_id)).status not in statuses:
         assert time.monotonic() < deadline, view
         time.sleep(0.1)
     return view
@@ -140,7 +141,7 @@ def test_ctrl_c_piped_prints_the_hint_and_leaves_the_job(env: dict[str, str], tm
             assert proc.returncode == 130, err
             assert f"nst result {job_id} -o {job_id}.png" in err and "Cancel the job" not in err
             assert "Traceback" not in err
-            assert client.get(job_id)["status"] == "running"  # not canceled
+            assert client.get(job_id).status == "running"  # not canceled
         finally:
             client.cancel(job_id)
             wait_status(client, job_id, "canceled")

@@ -35,16 +35,16 @@ def watched(stack_factory) -> Iterator[Watched]:
     stack.start_worker()
     with stack.client() as alice:
         running = alice.submit(CONTENT, [STYLE], long_params())
-        wait_until(lambda: (alice.get(running["id"])["progress"] or {}).get("step"), 60)
+        wait_until(lambda: (p := alice.get(running.id).progress) and p.step, 60)
         # Queued behind it (one worker), with an upload that no longer decodes: invalid_input.
         bad = alice.submit(CONTENT, [STYLE], TINY)
-        LocalStore(stack.tmp / "data" / "store").put(upload_key(bad["id"], "content"), b"junk")
+        LocalStore(stack.tmp / "data" / "store").put(upload_key(bad.id, "content"), b"junk")
         good = alice.submit(CONTENT, [STYLE], TINY)
-        alice.cancel(running["id"])
-        jobs = {view["status"]: view for view in
-                (alice.wait(j["id"], poll=0.1, timeout=60) for j in (running, bad, good))}
+        alice.cancel(running.id)
+        jobs = {view.status: view for view in
+                (alice.wait(j.id, poll=0.1, timeout=60) for j in (running, bad, good))}
     assert set(jobs) == {"canceled", "failed", "succeeded"}, jobs
-    assert jobs["failed"]["error"]["code"] == "invalid_input"
+    assert jobs["failed"].error.code == "invalid_input"
     yield Watched(stack, tasks, jobs)
     tasks.stop()
 
@@ -54,19 +54,19 @@ def watched(stack_factory) -> Iterator[Watched]:
 def test_a_task_state_mirrors_how_its_job_ended(watched: Watched, status: str, state: str
                                                 ) -> None:
     job = watched.jobs[status]
-    task = watched.tasks.task_of(job["id"])  # as Flower shows it
+    task = watched.tasks.task_of(job.id)  # as Flower shows it
     assert task.state == state
     result = watched.tasks.result(task.uuid)  # AsyncResult, Flower's /api/task/result
     assert result.state == state
     if status == "failed":
         assert isinstance(result.result, JobFailed)
-        assert (result.result.code, result.result.message) == (job["error"]["code"],
-                                                               job["error"]["message"])
+        assert (result.result.code, result.result.message) == (job.error.code,
+                                                               job.error.message)
 
 
 def test_an_expected_failure_is_logged_on_one_line_without_a_traceback(watched: Watched
                                                                       ) -> None:
-    task = watched.tasks.task_of(watched.jobs["failed"]["id"])
+    task = watched.tasks.task_of(watched.jobs["failed"].id)
     (line,) = [e for e in watched.stack.worker_events("raised expected", exact=False)
                if task.uuid in e["msg"]]
     assert line["level"] == "info" and "JobFailed('invalid_input'" in line["msg"]

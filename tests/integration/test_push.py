@@ -11,6 +11,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from api.schemas import JobView
 from client import NstClient
 from tests.support.receiver import Receiver
 from tests.support.sse import read_stream
@@ -53,7 +54,7 @@ def submit(client: NstClient, params: dict, **fields: str) -> dict:
     return r.json()
 
 
-def wait_view(client: NstClient, job_id: str, condition, timeout: float = 60) -> dict:
+def wait_view(client: NstClient, job_id: str, condition, timeout: float = 60) -> JobView:
     deadline = time.monotonic() + timeout
     while not condition(view := client.get(job_id)):
         assert time.monotonic() < deadline, f"condition never met: {view}"
@@ -75,11 +76,11 @@ def test_webhook_retried_after_503_under_one_id_signed_with_both_secrets(alice, 
             assert Webhook(secret).verify(r.body, r.headers)["data"]["id"] == job["id"]
     assert {r.payload["type"] for r in got} == {"job.started", "job.succeeded"}
     assert completed[-1].payload["data"]["status"] == "succeeded"
-    view = wait_view(alice, job["id"], lambda v: v["webhook"]["deliveries"].get(
-        "completed", {}).get("state") == "delivered")
-    state = view["webhook"]["deliveries"]["completed"]
-    assert state["attempts"] == len(completed) and state["last_status"] == 200
-    assert state["delivered_at"] is not None
+    view = wait_view(alice, job["id"], lambda v: getattr(
+        v.webhook.deliveries.get("completed"), "state", None) == "delivered")
+    state = view.webhook.deliveries["completed"]
+    assert state.attempts == len(completed) and state.last_status == 200
+    assert state.delivered_at is not None
 
 
 @pytest.mark.timeout(180)
@@ -160,8 +161,8 @@ def test_stream_auth_tenant_and_per_tenant_cap(push, alice) -> None:
 @pytest.mark.timeout(120)
 def test_delete_running_job_leaves_no_file(push, alice) -> None:
     job = submit(alice, long_params(400))
-    wait_view(alice, job["id"], lambda v: v["status"] == "running" and v["progress"]
-              and v["progress"]["step"] > 4)
+    wait_view(alice, job["id"], lambda v: v.status == "running" and v.progress
+              and v.progress.step > 4)
     store = push.tmp / "data" / "store"
     assert [p for p in store.rglob("*") if p.is_file() and job["id"] in str(p)]
     assert alice.http.delete(f"/v1/jobs/{job['id']}").status_code == 204

@@ -16,6 +16,7 @@ import pytest
 import redis
 from PIL import Image
 
+from api.schemas import JobView
 from cli.stack import free_port, stop_all, wait_until
 from client import NstApiError
 from nst_core.params import StyleParams
@@ -27,25 +28,25 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
           "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def wait_status(client, job_id: str, statuses: set[str], timeout: float = 180) -> dict:
+def wait_status(client, job_id: str, statuses: set[str], timeout: float = 180) -> JobView:
     """Poll until the job is in one of `statuses`."""
     deadline = time.monotonic() + timeout
     view = client.get(job_id)
-    while view["status"] not in statuses and time.monotonic() < deadline:
+    while view.status not in statuses and time.monotonic() < deadline:
         time.sleep(0.1)
         view = client.get(job_id)
-    assert view["status"] in statuses, view
+    assert view.status in statuses, view
     return view
 
 
-def wait_mid_run(client, job_id: str, timeout: float = 180) -> dict:
+def wait_mid_run(client, job_id: str, timeout: float = 180) -> JobView:
     """Poll until the job runs and has made at least one step (so a kill lands mid-run)."""
     deadline = time.monotonic() + timeout
     view = wait_status(client, job_id, {"running"}, timeout)
-    while not (view["progress"] and view["progress"]["step"] > 0) and time.monotonic() < deadline:
+    while not (view.progress and view.progress.step > 0) and time.monotonic() < deadline:
         time.sleep(0.05)
         view = client.get(job_id)
-    assert view["progress"] and view["progress"]["step"] > 0, view
+    assert view.progress and view.progress.step > 0, view
     return view
 
 
@@ -83,21 +84,21 @@ def test_jobs_wait_for_a_worker_and_results_live_in_s3(s3_stack: Stack, s3_endpo
         assert int(full.headers["retry-after"]) > 0
 
         time.sleep(2)
-        assert {alice.get(j["id"])["status"] for j in jobs} == {"queued"}  # no worker yet
+        assert {alice.get(j.id).status for j in jobs} == {"queued"}  # no worker yet
 
         s3_stack.start_worker()
         for job in jobs:
-            view = wait_status(alice, job["id"], {"succeeded", "failed", "canceled"})
-            assert view["status"] == "succeeded" and view["attempts"] == 1
-            img = Image.open(io.BytesIO(alice.result(job["id"])))
+            view = wait_status(alice, job.id, {"succeeded", "failed", "canceled"})
+            assert view.status == "succeeded" and view.attempts == 1
+            img = Image.open(io.BytesIO(alice.result(job.id)))
             assert max(img.size) == 64
 
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="nst-results")["Contents"]}
     for job in jobs:
-        assert [k for k in keys if k.startswith(f"it/results/{job['id']}/")]  # one per attempt
-        assert f"it/uploads/{job['id']}/content.png" in keys
+        assert [k for k in keys if k.startswith(f"it/results/{job.id}/")]  # one per attempt
+        assert f"it/uploads/{job.id}/content.png" in keys
     local = s3_stack.tmp / "data" / "store"
     assert not local.exists()  # nothing went to the local directory
 
@@ -114,7 +115,7 @@ def test_a_job_of_a_killed_worker_is_reclaimed_and_completed(s3_stack: Stack) ->
     worker = s3_stack.start_worker()
     with s3_stack.client() as alice:
         job = alice.submit(CONTENT, [STYLE], long_params(40))
-        wait_mid_run(alice, job["id"])
+        wait_mid_run(alice, job.id)
         # Every worker of the stack dies; the message stays unacked until the visibility timeout,
         # so only the job lease (4 s here) and the reaper of a fresh worker can bring it back.
         for proc in s3_stack.procs:
@@ -122,9 +123,9 @@ def test_a_job_of_a_killed_worker_is_reclaimed_and_completed(s3_stack: Stack) ->
                 _kill_tree(proc)
         assert worker.poll() is not None
         s3_stack.start_worker()
-        final = wait_status(alice, job["id"], {"succeeded", "failed", "canceled"})
-        assert final["status"] == "succeeded", final
-        assert final["attempts"] == 2
+        final = wait_status(alice, job.id, {"succeeded", "failed", "canceled"})
+        assert final.status == "succeeded", final
+        assert final.attempts == 2
         assert s3_stack.worker_lines('"outcome": "requeued"')
 
 
@@ -133,15 +134,15 @@ def test_a_job_whose_pool_process_died_is_retried(s3_stack: Stack) -> None:
     worker = next(p for p in s3_stack.procs if p.args[3:4] == ["worker"] and p.poll() is None)
     with s3_stack.client() as alice:
         job = alice.submit(CONTENT, [STYLE], long_params(40))
-        wait_mid_run(alice, job["id"])
+        wait_mid_run(alice, job.id)
         # Only the child running the job dies; Celery puts the message back at once, the
         # redelivery finds the job's lease still held and does nothing, the lease expires and
         # the reaper queues the job again.
         for child in psutil.Process(worker.pid).children(recursive=True):
             child.kill()
-        final = wait_status(alice, job["id"], {"succeeded", "failed", "canceled"})
-        assert final["status"] == "succeeded", final
-        assert final["attempts"] == 2
+        final = wait_status(alice, job.id, {"succeeded", "failed", "canceled"})
+        assert final.status == "succeeded", final
+        assert final.attempts == 2
         assert worker.poll() is None  # the worker itself lived on
 
 
@@ -158,10 +159,10 @@ def test_two_workers_drain_a_queue_each_job_once(pair: Stack) -> None:
     with pair.client() as alice:
         jobs = [alice.submit(CONTENT, [STYLE], TINY) for _ in range(4)]
         for job in jobs:
-            view = wait_status(alice, job["id"], {"succeeded", "failed", "canceled"})
-            assert view["status"] == "succeeded" and view["attempts"] == 1
+            view = wait_status(alice, job.id, {"succeeded", "failed", "canceled"})
+            assert view.status == "succeeded" and view.attempts == 1
     for job in jobs:
-        assert len(pair.worker_lines(f'"msg": "job started", "job_id": "{job["id"]}"')) == 1
+        assert len(pair.worker_lines(f'"msg": "job started", "job_id": "{job.id}"')) == 1
     busy = [log for log in pair.logs if log.name.startswith("worker")
             and '"job started"' in log.read_text()]
     assert len(busy) == 2, "both workers should have taken jobs"
@@ -194,7 +195,7 @@ def test_a_job_whose_message_was_lost_is_sent_again(pair: Stack) -> None:
     jobs.create(job_id, "alice", params, inputs, ttl=600, max_active=10, max_queue=100)
     with pair.client() as alice:
         view = wait_status(alice, job_id, {"succeeded", "failed", "canceled"})
-    assert view["status"] == "succeeded" and view["attempts"] == 1
+    assert view.status == "succeeded" and view.attempts == 1
     assert pair.worker_lines(f'"msg": "re-sent a job queued for too long", "job_id": "{job_id}"')
 
 
@@ -207,7 +208,7 @@ def test_a_job_over_its_time_limit_fails_with_timeout_and_the_worker_goes_on(sta
         slow = alice.submit(CONTENT, [STYLE], long_params(2000))
         after = alice.submit(CONTENT, [STYLE], {**TINY, "size": 32, "scales": [32],
                                                 "iterations": [1]})
-        view = wait_status(alice, slow["id"], {"succeeded", "failed", "canceled"}, timeout=60)
-        assert view["status"] == "failed" and view["error"]["code"] == "timeout", view
-        assert view["attempts"] == 1
-        assert wait_status(alice, after["id"], {"succeeded", "failed"})["status"] == "succeeded"
+        view = wait_status(alice, slow.id, {"succeeded", "failed", "canceled"}, timeout=60)
+        assert view.status == "failed" and view.error.code == "timeout", view
+        assert view.attempts == 1
+        assert wait_status(alice, after.id, {"succeeded", "failed"}).status == "succeeded"

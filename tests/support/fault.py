@@ -14,10 +14,10 @@ from pathlib import Path
 import psutil
 from PIL import Image
 
+from api.schemas import JobView
 from cli.redis_servers import RedisDeployment
 from cli.stack import ServiceStack, free_port
 from client import NstClient
-from service.contract import JobStatus
 from service.jobstore import JobStore
 from tests.support.stack import Stack
 
@@ -72,15 +72,15 @@ class FaultStack(Stack):
         return JobStore(self.redis.client())
 
 
-def wait_view(client: NstClient, job_id: str, done, timeout: float = 120) -> dict:
+def wait_view(client: NstClient, job_id: str, done, timeout: float = 120) -> JobView:
     """Poll the job through the API until `done(view)`; answers other than 200 are retried."""
     deadline = time.monotonic() + timeout
-    view: dict = {}
+    view: JobView | str = "no answer"
     while time.monotonic() < deadline:
         try:
             view = client.get(job_id)
         except Exception as e:  # the API or Redis may be restarting
-            view = {"error": repr(e)}
+            view = repr(e)
         else:
             if done(view):
                 return view
@@ -88,10 +88,10 @@ def wait_view(client: NstClient, job_id: str, done, timeout: float = 120) -> dic
     raise AssertionError(f"job {job_id} not there in {timeout} s: {view}")
 
 
-def wait_running(client: NstClient, job_id: str, timeout: float = 90) -> dict:
+def wait_running(client: NstClient, job_id: str, timeout: float = 90) -> JobView:
     """Wait until the job runs and has made at least one engine step."""
-    return wait_view(client, job_id, lambda v: v["status"] == "running"
-                     and (v.get("progress") or {}).get("step", 0) > 0, timeout)
+    return wait_view(client, job_id, lambda v: v.status == "running"
+                     and v.progress is not None and v.progress.step > 0, timeout)
 
 
 def finish_lines(stack: FaultStack, job_ids: set[str], deadline: float) -> list[dict]:
@@ -105,7 +105,7 @@ def finish_lines(stack: FaultStack, job_ids: set[str], deadline: float) -> list[
 
 
 def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, str],
-                     timeout: float = 120) -> dict[str, dict]:
+                     timeout: float = 120) -> dict[str, JobView]:
     """The promise every fault test ends with, for every job it had accepted.
 
     `expected` maps job id to `succeeded`, `canceled` or `failed:<code>`. Each job reaches that
@@ -119,16 +119,16 @@ def assert_invariant(stack: FaultStack, client: NstClient, expected: dict[str, s
     views = {}
     for job_id in expected:
         left = max(1.0, deadline - time.monotonic())
-        views[job_id] = wait_view(client, job_id, lambda v: JobStatus(v["status"]).is_terminal, left)
+        views[job_id] = wait_view(client, job_id, lambda v: v.status.is_terminal, left)
     store = stack.store()
     succeeded = {j for j, w in expected.items() if w == "succeeded"}
     finished = finish_lines(stack, succeeded, max(deadline, time.monotonic() + 5))
     for job_id, want in expected.items():
         view = views[job_id]
         status, _, code = want.partition(":")
-        assert view["status"] == status, view
+        assert view.status == status, view
         if status == "failed":
-            assert view["error"] and view["error"]["code"] == code, view
+            assert view.error and view.error.code == code, view
         runs = [e for e in finished if e.get("job_id") == job_id]
         assert len(runs) <= 1, f"job {job_id} finished {len(runs)} times: {runs}"
         record = store.get(job_id)
