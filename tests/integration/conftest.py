@@ -22,6 +22,12 @@ def stack(stack_factory) -> Stack:
     return s
 
 
+@pytest.fixture(scope="session")
+def idle(stack_factory) -> Stack:
+    """An API with no worker: every job stays queued (tests cancel theirs)."""
+    return stack_factory("idle").start_api()
+
+
 @pytest.fixture
 def alice(stack: Stack) -> Iterator[NstClient]:
     with stack.client("key-alice") as c:

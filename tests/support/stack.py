@@ -17,7 +17,7 @@ from client import NstClient
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 KEYS = {"key-alice": "alice", "key-alice-2": "alice", "key-bob": "bob", "key-carol": "carol",
-        "key-dave": "dave"}
+        "key-dave": "dave", "key-erin": "erin"}
 
 # Tiny engine work: Adam at 32 then 64 px, five iterations in all.
 TINY = {"size": 64, "scales": [32, 64], "iterations": [3, 2], "optimizer": "adam",
