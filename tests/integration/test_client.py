@@ -18,6 +18,7 @@ from client import (
     NstApiError,
     NstClient,
     NstError,
+    NstJobFailed,
     NstTransportError,
     NstWaitTimeout,
     stylize,
@@ -128,3 +129,12 @@ def test_stylize_cancels_the_job_it_gave_up_on(idle: Stack) -> None:
         with pytest.raises(NstWaitTimeout) as e:
             erin.stylize(CONTENT, STYLE, poll=0.2, timeout=0.5, **MINI)
         assert erin.get(e.value.view.id).status is JobStatus.CANCELED  # its slot is free again
+
+
+@pytest.mark.timeout(60)
+def test_stylize_raises_job_failed_when_its_job_ends_without_a_result(idle: Stack) -> None:
+    with idle.client(KEY) as erin:
+        with pytest.raises(NstJobFailed) as e:  # canceled from outside at its first poll
+            erin.stylize(CONTENT, STYLE, poll=0.2, on_update=lambda v: erin.cancel(v.id), **MINI)
+        assert e.value.view.status is JobStatus.CANCELED and isinstance(e.value, NstError)
+        assert str(e.value) == f"job {e.value.view.id} canceled"
