@@ -72,8 +72,18 @@ def api_error(response: httpx.Response) -> NstApiError:
     try:
         body = ErrorResponse.model_validate_json(response.content).error
     except ValidationError:
-        return NstApiError(response.status_code, "http_error", response.text[:200])
+        return _unknown_error(response)
     return NstApiError(response.status_code, body.code, body.message, body.field, body.job_status)
+
+
+def _unknown_error(response: httpx.Response) -> NstApiError:
+    # A newer server may answer a code this client's models do not list yet: keep its code.
+    try:
+        error = response.json()["error"]
+        return NstApiError(response.status_code, str(error["code"]), str(error.get("message", "")),
+                           error.get("field"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return NstApiError(response.status_code, "http_error", response.text[:200])
 
 
 def _model(model: type[BaseModel]) -> Callable[[httpx.Response], Any]:
