@@ -5,7 +5,7 @@ figures in them, pastiche's 300-step result. Every cell is cached on disk: ours 
 source and the run's parameters (a change to nst_core re-renders), pastiche's by its inputs
 (it takes minutes per image). One page per content plus an index page, and a large-size page:
 the default preset at --size beside --large-size, to compare stroke sizes relative to the picture.
-Usage: python bench/sheet.py [--size 512] [--presets fast balanced high] [--large-size 2048]
+Usage: python bench/sheet.py [--size 512] [--presets fast balanced high] [--large-size 2048] [--cached-only]
        [--out bench/out/sheet]
 """
 
@@ -54,10 +54,12 @@ def engine_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def our_cell(content: Path, style: Path, preset: str, size: int, cells: Path, digest: str) -> Path:
-    """Our result for one pair and preset, through the CLI a user runs (cached)."""
+def our_cell(content: Path, style: Path, preset: str, size: int, cells: Path, digest: str,
+             render: bool = True) -> Path:
+    """Our result for one pair and preset, through the CLI a user runs (cached; with
+    render=False only what is cached, a grey cell elsewhere)."""
     out = cells / f"{content.stem}__{style.stem}__{preset}__{size}__{digest}.png"
-    if not out.exists():
+    if render and not out.exists():
         cmd = [sys.executable, "-m", "nst_core.cli", str(content), str(style), "-o", str(out),
                "--size", str(size), "--preset", preset, "--json"]
         t0 = time.perf_counter()
@@ -117,6 +119,8 @@ def main() -> None:
                         help="contents whose figure-style rows get a pastiche cell")
     parser.add_argument("--cached-pastiche-only", action="store_true",
                         help="show pastiche only where a result is kept already (bench/run.py keeps its own)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="render nothing: compose the pages from the cells kept already")
     parser.add_argument("--large-size", type=int, default=2048, help="0: no large-size page")
     parser.add_argument("--large-pairs", nargs="+", default=["tubingen:starry_night"],
                         help="content:style pairs of the large-size page")
@@ -134,10 +138,11 @@ def main() -> None:
         for s in (s for s in args.styles if s != c):
             style = image_path(s, cells)
             row: list[tuple[Path | None, str]] = [(content, c), (style, s)]
-            row += [(our_cell(content, style, p, args.size, cells, digest), p) for p in args.presets]
+            row += [(our_cell(content, style, p, args.size, cells, digest, not args.cached_only), p)
+                    for p in args.presets]
             if args.pastiche_steps and s in FIGURE_STYLES and c in args.pastiche_contents:
                 kept = pastiche_path(content, style, args.size, args.pastiche_steps, cells)
-                if kept.exists() or not args.cached_pastiche_only:
+                if kept.exists() or not (args.cached_pastiche_only or args.cached_only):
                     row.append((pastiche_cell(content, style, args.size, args.pastiche_steps, cells),
                                 f"pastiche {args.pastiche_steps}"))
             rows.append(row)
@@ -150,7 +155,8 @@ def main() -> None:
         for pair in args.large_pairs:
             content, style = (image_path(name, cells) for name in pair.split(":"))
             rows.append([(content, content.stem), (style, style.stem)]
-                        + [(our_cell(content, style, "balanced", size, cells, digest), f"balanced {size} px")
+                        + [(our_cell(content, style, "balanced", size, cells, digest,
+                                    not args.cached_only), f"balanced {size} px")
                            for size in (args.size, args.large_size)])
         compose(rows).save(args.out / "sheet-large.png")
         print(f"wrote {args.out / 'sheet-large.png'}", flush=True)
