@@ -11,9 +11,10 @@ from nst_core.params import PRESETS, StyleParams
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
-# Wall seconds of one job at 512 px on the project's 2-core CPU machine, tübingen × starry night,
-# one process per run (bench/RESULTS.md, `make bench`). Re-measure when PRESETS are retuned.
-TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 12.4, "balanced": 19.2, "high": 35.1}
+# Wall seconds of one job at 512 px on the project's 2-core CPU machine without bf16 (fp32),
+# tübingen × the scream, one process per run, quiet (bench/RESULTS.md, session of 2026-12-03).
+# A CPU with AVX512-BF16/AMX takes about half. Re-measure when PRESETS are retuned.
+TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 28.7, "balanced": 37.9, "high": 86.8}
 
 
 class PresetView(BaseModel):
