@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -25,6 +28,16 @@ from client import (
 )
 from service.contract import JobStatus
 from tests.support.stack import Stack, png
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: the browser suite's Playwright (sync API) keeps an
+    event loop running in the main thread for the rest of the session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 
 KEY = "key-erin"  # a tenant of its own: its jobs never count against the other suites' caps
 # The least engine work the API takes: one Adam iteration at 32 px.
@@ -70,7 +83,7 @@ def test_async_client_submits_waits_downloads_and_stylizes(stack: Stack) -> None
             result = await erin.result(job.id)
             return final, seen, result, await erin.stylize(CONTENT, STYLE, poll=0.1, **MINI)
 
-    final, seen, result, stylized = asyncio.run(run())
+    final, seen, result, stylized = run_async(run())
     assert isinstance(final, JobView) and final.status is JobStatus.SUCCEEDED
     assert seen and seen[-1] == final
     assert image(result).size == OUT_SIZE and image(stylized).size == OUT_SIZE
@@ -92,7 +105,7 @@ def test_connection_refused_is_the_sdks_transport_error() -> None:
         async with AsyncNstClient(nowhere) as c:
             return await c.get("0" * 32)
 
-    for call in (lambda: NstClient(nowhere).get("0" * 32), lambda: asyncio.run(get_async())):
+    for call in (lambda: NstClient(nowhere).get("0" * 32), lambda: run_async(get_async())):
         with pytest.raises(NstTransportError) as e:
             call()
         assert isinstance(e.value, NstError) and not isinstance(e.value, httpx.TransportError)
@@ -106,7 +119,7 @@ def test_wait_on_a_job_no_worker_takes_raises_the_timeout_error(idle: Stack) -> 
         job = erin.submit(CONTENT, STYLE, MINI)
         try:
             for wait in (lambda: erin.wait(job.id, poll=0.2, timeout=1.0),
-                         lambda: asyncio.run(_async_wait(idle, job.id))):
+                         lambda: run_async(_async_wait(idle, job.id))):
                 start = time.monotonic()
                 with pytest.raises(NstWaitTimeout) as e:
                     wait()

@@ -113,7 +113,7 @@ def test_stream_of_a_whole_job(alice) -> None:
 
 @pytest.mark.timeout(120)
 def test_stream_resumes_after_last_event_id(alice) -> None:
-    job = submit(alice, long_params(120))
+    job = submit(alice, long_params(40))  # events enough to cut the stream after three
     first = read_stream(alice, job["id"], stop=lambda ev: sum(e["event"] == "progress"
                                                               for e in ev) >= 3)
     rest = read_stream(alice, job["id"], headers={"Last-Event-ID": first[-1]["id"]})
