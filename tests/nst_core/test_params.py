@@ -149,6 +149,7 @@ def test_explicit_scales_alone_give_a_usable_schedule(scales):
         {"size": 16},
         {"size": 10_000},
         {"content_weight": -1},
+        {"coarse_content_weight": -0.1},
         {"style_scale": 0},
         {"init": "random"},
         {"optimizer": "sgd"},
@@ -180,3 +181,18 @@ def test_params_are_frozen():
 def test_unknown_layer_message_names_the_layer():
     with pytest.raises(ValidationError, match="relu9_9"):
         StyleParams(style_layers={"relu9_9": 1.0})
+
+
+def test_content_weight_is_the_coarse_one_before_the_last_scale():
+    p = StyleParams(content_weight=0.03, coarse_content_weight=0.1)
+    n = len(p.schedule().sizes)
+    assert [p.content_weight_at(i, n) for i in range(n)] == [0.1] * (n - 1) + [0.03]
+    # a one-scale job has no coarse scale; null means one weight everywhere
+    assert p.content_weight_at(0, 1) == 0.03
+    same = StyleParams(content_weight=0.5, coarse_content_weight=None)
+    assert [same.content_weight_at(i, 3) for i in range(3)] == [0.5] * 3
+
+
+def test_default_holds_the_coarse_scales_harder():
+    p = StyleParams()
+    assert p.coarse_content_weight > p.content_weight

@@ -173,6 +173,18 @@ def test_zero_iterations_returns_the_init(stylizer, content_image, style_a):
     assert mean_abs(out, init.resize(out.size, Image.Resampling.LANCZOS)) < 1
 
 
+def test_coarse_content_weight_acts_on_the_coarse_scales_only(stylizer, extractor, content_image, style_a):
+    """The coarse scale's content weight decides how much photo survives into the last scale."""
+    def run(coarse: float, final: float) -> Image.Image:
+        p = params(size=64, scales=(32, 64), iterations=(15, 0), content_weight=final,
+                   coarse_content_weight=coarse)
+        return stylizer.stylize(content_image, [style_a], p).image
+
+    held, free = run(coarse=100.0, final=0.0), run(coarse=0.0, final=100.0)
+    assert content_distance(extractor, held, content_image) < content_distance(extractor, free, content_image)
+    assert style_distance(extractor, free, style_a) < style_distance(extractor, held, style_a)
+
+
 # --- multiple styles ------------------------------------------------------------------------------
 
 
