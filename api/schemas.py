@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service.contract import JobProgress, JobStatus
-from service.error_codes import ErrorCode
+from service.error_codes import ErrorCode, JobErrorCode
 
 
 class ErrorBody(BaseModel):
@@ -27,9 +27,9 @@ class ErrorResponse(BaseModel):
 
 
 class JobError(BaseModel):
-    """Why a job failed. Codes: timeout, attempts_exhausted, invalid_input, internal."""
+    """Why a job failed."""
 
-    code: str
+    code: JobErrorCode
     message: str
 
 

@@ -1,4 +1,4 @@
-"""Every `error.code` the API answers: the one definition, shared by every raiser and the schema.
+"""Every `error.code` the API answers, and every reason a job fails: the one definition of each.
 
 The OpenAPI document lists these as an enum, so generated clients know them all; docs/API.md's
 error table lists exactly these (a test compares the two). The engine owns the codes of its own
@@ -55,3 +55,17 @@ class ErrorCode(StrEnum):
     QUEUE_FULL = "queue_full"  # 503
     UNAVAILABLE = "unavailable"
     BUSY = "busy"
+
+
+class JobErrorCode(StrEnum):
+    """Why a job ended `failed`: the `error.code` of its view, events and webhooks."""
+
+    TIMEOUT = "timeout"  # ran past NST_TASK_SOFT_TIME_LIMIT, or its worker stopped past it
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # delivered NST_MAX_ATTEMPTS times without an ending
+    INVALID_INPUT = "invalid_input"  # images or params the engine refused
+    INTERNAL = "internal"  # a bug or a store fault: the worker logs it
+
+
+def lua_job_error_codes() -> str:
+    """The store scripts' `CODE_<NAME>` constants, generated so Lua and Python never differ."""
+    return "".join(f"local CODE_{c.name} = '{c.value}'\n" for c in JobErrorCode)

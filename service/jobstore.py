@@ -31,7 +31,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from service.contract import TERMINAL, JobProgress, JobStatus, lua_is_terminal
-from service.error_codes import ErrorCode
+from service.error_codes import ErrorCode, lua_job_error_codes
 
 log = logging.getLogger("nst.store")
 
@@ -39,7 +39,7 @@ DEFAULT_PREFIX = "nst:"
 PROGRESS_WEBHOOK_INTERVAL = 5.0  # seconds: the least gap between two progress webhooks of a job
 
 # Shared head of every script: the clock, and the one way a job reaches a terminal status.
-_PRELUDE = """
+_PRELUDE = lua_job_error_codes() + """
 local prefix = ARGV[1]
 local job = KEYS[1]
 local t = redis.call('TIME')
@@ -132,12 +132,14 @@ if redis.call('HGET', job, 'cancel_requested') == '1' then
   finish('canceled', '', '')
   return {'canceled'}
 end
-local attempts = redis.call('HINCRBY', job, 'attempts', 1)
-if attempts > tonumber(ARGV[4]) then
-  finish('failed', 'attempts_exhausted', 'the job was delivered ' .. (attempts - 1) ..
+-- Counted only when an attempt starts: a job ended here reports the attempts it really ran.
+local ran = tonumber(redis.call('HGET', job, 'attempts') or '0')
+if ran >= tonumber(ARGV[4]) then
+  finish('failed', CODE_ATTEMPTS_EXHAUSTED, 'the job was delivered ' .. ran ..
     ' times without finishing')
   return {'exhausted'}
 end
+redis.call('HINCRBY', job, 'attempts', 1)
 local id = redis.call('HGET', job, 'id')
 local until_ = now + tonumber(ARGV[3])
 redis.call('HSET', job, 'status', 'running', 'attempt_token', ARGV[2], 'lease_until', until_,
@@ -219,10 +221,10 @@ if redis.call('HGET', job, 'cancel_requested') == '1' then
   finish('canceled', '', '')
   return 'canceled'
 elseif now - began >= tonumber(ARGV[3]) then
-  finish('failed', 'timeout', 'the job ran past its time limit and its worker stopped')
+  finish('failed', CODE_TIMEOUT, 'the job ran past its time limit and its worker stopped')
   return 'timeout'
 elseif tonumber(redis.call('HGET', job, 'attempts')) >= tonumber(ARGV[2]) then
-  finish('failed', 'attempts_exhausted', 'the worker running the job was lost on every attempt')
+  finish('failed', CODE_ATTEMPTS_EXHAUSTED, 'the worker running the job was lost on every attempt')
   return 'exhausted'
 end
 requeue(ARGV[4])

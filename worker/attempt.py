@@ -24,6 +24,7 @@ from nst_core.params import PRESETS, StyleParams
 from nst_core.progress import Progress, Result
 from service import stats
 from service.contract import JobProgress, JobStatus
+from service.error_codes import JobErrorCode
 from service.jobstore import Job, JobStore
 from service.results import NotStored, ResultStore, preview_key, result_key
 from service.settings import Settings
@@ -185,16 +186,18 @@ class Attempt:
         except Canceled:
             return None if self.lost else Ending(JobStatus.CANCELED)
         except SoftTimeLimitExceeded:
+            limit = self.settings.task_soft_time_limit
             return Ending(JobStatus.FAILED, error=(
-                "timeout", f"the job ran past its {self.settings.task_soft_time_limit} s time limit"))
+                JobErrorCode.TIMEOUT, f"the job ran past its {limit} s time limit"))
         except NotStored as e:  # the store, not the user: another attempt may see it
             return Ending(JobStatus.QUEUED, error=(
-                "internal", f"an input image is missing from the result store: {e}"))
+                JobErrorCode.INTERNAL, f"an input image is missing from the result store: {e}"))
         except (ImageError, InvalidParams, ValidationError) as e:
-            return Ending(JobStatus.FAILED, error=("invalid_input", _message(e)))
+            return Ending(JobStatus.FAILED, error=(JobErrorCode.INVALID_INPUT, _message(e)))
         except Exception as e:
             log.exception("job crashed", extra=self.ctx)
-            return Ending(JobStatus.FAILED, error=("internal", f"{type(e).__name__}: {_message(e)}"[:500]))
+            return Ending(JobStatus.FAILED, error=(
+                JobErrorCode.INTERNAL, f"{type(e).__name__}: {_message(e)}"[:500]))
 
     @property
     def lost(self) -> bool:

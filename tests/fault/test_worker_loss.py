@@ -98,9 +98,17 @@ def test_a_poison_job_fails_after_its_attempts_and_the_worker_goes_on(stack_of) 
             after.id: "succeeded",
         })
         assert views[meanwhile.id].attempts == 1 and views[after.id].attempts == 1
-    exhausted = [e for e in stack.worker_events("reclaimed a job with an expired lease")
-                 if e["job_id"] == poison.id]
-    assert [e["outcome"] for e in exhausted] == ["requeued", "requeued", "exhausted"]
+    # After each kill two paths race to start the next attempt: the reaper requeues the job once
+    # its lease expires, and Celery puts the killed delivery's message back
+    # (task_reject_on_worker_lost), whose claim takes over the expired lease itself. Either may
+    # win each time; whichever runs after the third kill ends the job, and only one of them does.
+    reaped = [e["outcome"] for e in stack.worker_events("reclaimed a job with an expired lease")
+              if e["job_id"] == poison.id]
+    refused = [e["outcome"] for e in stack.worker_events("delivery not run")
+               if e["job_id"] == poison.id]
+    assert set(reaped) <= {"requeued", "exhausted"}, reaped
+    assert reaped.count("requeued") <= 2, reaped
+    assert reaped.count("exhausted") + refused.count("exhausted") == 1, (reaped, refused)
 
 
 @pytest.mark.timeout(240)

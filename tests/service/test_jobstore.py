@@ -70,6 +70,19 @@ def test_expired_leases_are_requeued_then_exhausted(store: JobStore) -> None:
     assert job.status == "failed" and job.error_code == "attempts_exhausted"
 
 
+def test_a_redelivery_after_the_last_lost_attempt_ends_the_job_counting_only_runs(
+        store: JobStore) -> None:
+    # Celery puts a killed delivery's message back; its claim may beat the reaper to the job.
+    job_id = create(store)
+    for _ in (1, 2):
+        assert store.claim(job_id, lease_seconds=0.1, max_attempts=2).outcome == "claimed"
+        time.sleep(0.2)  # the attempt's worker died: its lease runs out
+    assert store.claim(job_id, lease_seconds=30, max_attempts=2).outcome == "exhausted"
+    job = store.get(job_id)
+    assert job.status == "failed" and job.error_code == "attempts_exhausted"
+    assert job.attempts == 2 and "delivered 2 times" in job.error_message
+
+
 def test_reaping_a_job_past_its_time_limit_fails_it_with_timeout(store: JobStore) -> None:
     job_id = create(store)
     store.claim(job_id, lease_seconds=0.1, max_attempts=3)
