@@ -120,7 +120,7 @@ def test_uploads_are_stored_downscaled_to_what_a_job_can_use(api_settings, store
 
 def test_style_scale_times_size_is_within_the_service_limit(http) -> None:
     r = http.post("/v1/jobs", files=FILES,
-                  data={"params": json.dumps({**TINY, "size": 512, "scales": [512],
+                  data={"params": json.dumps({**TINY, "size": 1024, "scales": [1024],
                                               "style_scale": 3.0})})
     assert r.status_code == 422 and r.json()["error"]["field"] == "params.style_scale", r.text
 

@@ -166,6 +166,16 @@ def test_keyboard_reaches_the_drop_zones(open_stack: Stack, offline: OfflinePage
         assert img.get_attribute("alt")
 
 
+def test_size_field_takes_its_ceiling_from_the_service(stack_factory, offline: OfflinePage) -> None:
+    """The page offers sizes up to the service's NST_MAX_SIZE, whatever the operator set."""
+    stack = stack_factory("browser-limits", NST_API_KEYS="", NST_OPEN_MODE="true",
+                          NST_MAX_SIZE="768").start_api()
+    offline.page.goto(stack.url + "/")
+    # A function, not an expression string: the page's CSP forbids the eval a string would need.
+    offline.page.wait_for_function("() => document.getElementById('size').max === '768'",
+                                   timeout=10_000)
+
+
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
 def test_api_docs_render_offline(open_stack: Stack, offline: OfflinePage, path: str,
                                  tmp_path: Path) -> None:

@@ -163,7 +163,7 @@ CASES = [
     params("params-not-json", "{size: 64"),
     params("params-not-an-object", "[1, 2]"),
     params("params-size-out-of-range", '{"size": 100000}'),
-    params("params-size-over-service-max", '{"size": 2048, "scales": [2048], "iterations": [1]}'),
+    params("params-size-over-service-max", '{"size": 4096, "scales": [4096], "iterations": [1]}'),
     params("params-iterations-over-max-steps", '{"size": 32, "scales": [32], "iterations": [5000]}'),
     params("params-negative-weight", f'{{{T}, "style_weight": -1}}'),
     params("params-wrong-type", '{"size": "big"}'),

@@ -62,6 +62,14 @@
     } catch (_) { /* offline: the submit will say so */ }
   }
 
+  async function applyLimits() {
+    // The size field's ceiling is the service's NST_MAX_SIZE, not a number fixed in the page.
+    try {
+      const r = await api("/v1/presets");
+      el.size.max = String((await r.json()).limits.max_size);
+    } catch (_) { /* no key yet, or offline: the server still checks the size */ }
+  }
+
   function showAuth(focus = false) {
     el.authBox.hidden = false;
     el.apiKey.value = sessionStorage.getItem(API_KEY_KEY) || "";
@@ -450,5 +458,6 @@
   }
 
   detectAuth();
+  applyLimits();
   renderHistory();
 })();
