@@ -49,3 +49,12 @@ class GramCache:
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        """Forget every entry and the hit count."""
+        with self._lock:
+            self._items.clear()
+            self.hits = 0

@@ -66,6 +66,15 @@ class Stylizer:
         self.extractor = Extractor.load(weights).to(self.device, memory_format=torch.channels_last)
         self.grams = GramCache(cache_entries)
 
+    def warm_up(self) -> None:
+        """Run one tiny job, so that the process's one-time costs fall in setup, not in a job."""
+        # torch.optim imports torch._dynamo when its first optimizer is built (about 1 s on a
+        # CPU), and the first passes set up the backend's kernels: a worker's first job paid both.
+        grey = Image.new("RGB", (MIN_SIDE * 4, MIN_SIDE * 3), (128, 128, 128))
+        self.stylize(grey, [grey], StyleParams(size=MIN_SIDE * 4, scales=(MIN_SIDE * 4,),
+                                               iterations=(2,), preview_every=0))
+        self.grams.clear()
+
     def stylize(
         self,
         content: Image.Image,

@@ -45,7 +45,9 @@ def load_engine(pool_size: int = 1) -> Engine:
         settings = get_settings()
         # Pool processes that each use every core oversubscribe the CPU and slow down several-fold.
         torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 1) // pool_size))
-        _engine = Stylizer(weights=settings.weights, device=settings.device)
+        engine = Stylizer(weights=settings.weights, device=settings.device)
+        engine.warm_up()  # the process's one-time costs, here in setup rather than in its first job
+        _engine = engine
         log.info("engine loaded", extra={"torch_threads": torch.get_num_threads(),
                                          "pool_size": pool_size})
     return _engine

@@ -151,6 +151,21 @@ def test_same_seed_same_image(stylizer, content_image, style_a):
     assert a.tobytes() == b.tobytes()
 
 
+def test_warm_up_changes_no_job(content_image, style_a):
+    """A worker warms its engine up in setup: the jobs after it come out byte for byte the same,
+    and the warm-up's own style leaves nothing in the style cache."""
+    from nst_core.transfer import Stylizer
+
+    p = params(size=64, scales=(32, 64), iterations=(3, 2), seed=7)
+    cold = Stylizer(weights="original", device="cpu").stylize(content_image, [style_a], p)
+    warmed = Stylizer(weights="original", device="cpu")
+    warmed.warm_up()
+    assert warmed.grams.hits == 0 and len(warmed.grams) == 0
+    run = warmed.stylize(content_image, [style_a], p)
+    assert run.image.tobytes() == cold.image.tobytes()
+    assert run.style_cache_hits == 0
+
+
 def test_noise_init_is_seeded(stylizer, content_image, style_a):
     def run(seed: int) -> Image.Image:
         p = params(init="noise", seed=seed, iterations=(3,))
