@@ -13,8 +13,26 @@ import torch
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix F F^T / (C*H*W) of (N, C, H, W) features, in float32."""
     n, c, h, w = features.shape
-    f = features.float().reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
+    # Positions x channels is how channels_last features lie in memory: a view, no copy.
+    return _Gram.apply(features.float().permute(0, 2, 3, 1).reshape(n, h * w, c))
+
+
+class _Gram(torch.autograd.Function):
+    """P^T P / (P*C) of (N, P, C) features; its backward is one matmul in their own layout.
+
+    Autograd's own backward of f @ f.T takes two matmuls whose results lie in different
+    layouts and then adds them: at 512 px that was a tenth of an evaluation (bench/micro.py).
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, f: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        return f.transpose(1, 2) @ f / (f.shape[1] * f.shape[2])
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (f,) = ctx.saved_tensors
+        return f @ (grad + grad.transpose(1, 2)) / (f.shape[1] * f.shape[2])
 
 
 def relative_sq_error(x: torch.Tensor, target: torch.Tensor,

@@ -66,3 +66,17 @@ def test_layer_weighted_losses_are_weighted_means():
     assert style_loss(b, grams, {"l1": 1.0, "l2": 1.0}).item() == pytest.approx(0.0, abs=1e-7)
     g1 = relative_sq_error(gram(a["l1"]), grams["l1"].gram)
     torch.testing.assert_close(style_loss(a, grams, {"l1": 1.0}), g1)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_matches_autograd_of_the_plain_formula(layout):
+    torch.manual_seed(2)
+    f = torch.randn(1, 6, 5, 7).contiguous(memory_format=layout).requires_grad_(True)
+    weight = torch.randn(1, 6, 6)  # not symmetric: both halves of the gradient must count
+    (gram(f) * weight).sum().backward()
+    plain = f.detach().clone().requires_grad_(True)
+    flat = plain.reshape(1, 6, 35)
+    (flat @ flat.transpose(1, 2) / (6 * 35) * weight).sum().backward()
+    torch.testing.assert_close(f.grad, plain.grad)
+    # the gradient comes back in the features' layout, so the backward adds no copies
+    assert f.grad.is_contiguous(memory_format=layout)
