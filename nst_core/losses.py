@@ -21,7 +21,7 @@ class _Gram(torch.autograd.Function):
     """P^T P / (P*C) of (N, P, C) features; its backward is one matmul in their own layout.
 
     Autograd's own backward of f @ f.T takes two matmuls whose results lie in different
-    layouts and then adds them: at 512 px that was a tenth of an evaluation (bench/micro.py).
+    layouts and then adds them: at 512 px that cost a tenth of an fp32 evaluation (bench/gram.py).
     """
 
     @staticmethod
