@@ -21,6 +21,8 @@ from nst_core.params import (
 from nst_core.progress import Progress
 
 MAX_INPUT_PIXELS = 64_000_000
+# `--coarse-content-weight none` is the API's null: the content weight at every scale.
+NO_WEIGHT = "none"
 OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 
 
@@ -37,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-weight", type=float,
                    help=f"weight of the content loss (default {CONTENT_WEIGHT_DEFAULT}; "
                         "at the last scale; higher keeps more of the photo)")
-    p.add_argument("--coarse-content-weight", type=float,
+    p.add_argument("--coarse-content-weight", type=_weight_or_none,
                    help=f"weight of the content loss at the scales before the last, where a face's "
-                        f"layout is set (default {COARSE_CONTENT_WEIGHT_DEFAULT})")
+                        f"layout is set (default {COARSE_CONTENT_WEIGHT_DEFAULT}; "
+                        f"{NO_WEIGHT}: the content weight at every scale)")
     p.add_argument("--style-weight", type=float)
     p.add_argument("--tv-weight", type=float)
     p.add_argument("--style-clip", nargs="*", metavar="LAYER=Q", type=_clip_item,
@@ -60,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="original", help="original, torchvision, or a state-dict path")
     p.add_argument("--json", action="store_true", help="print one JSON object with the run's figures")
     return p
+
+
+def _weight_or_none(text: str) -> float | str:
+    if text.lower() == NO_WEIGHT:
+        return NO_WEIGHT
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or '{NO_WEIGHT}'") from None
 
 
 def _clip_item(text: str) -> tuple[str, float]:
@@ -88,7 +100,10 @@ def params_from_args(args: argparse.Namespace) -> StyleParams:
         "seed": args.seed, "device": args.device, "preview_every": 0,
         "style_clip": None if args.style_clip is None else dict(args.style_clip),
     }
-    return StyleParams(**{k: v for k, v in fields.items() if v is not None})
+    given = {k: v for k, v in fields.items() if v is not None}
+    if given.get("coarse_content_weight") == NO_WEIGHT:
+        given["coarse_content_weight"] = None  # the model's own spelling of "not set"
+    return StyleParams(**given)
 
 
 def _progress_bar(enabled: bool):  # noqa: ANN202 - returns (callback, close)
