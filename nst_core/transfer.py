@@ -19,6 +19,7 @@ from nst_core import color
 from nst_core.cache import GramCache, image_digest
 from nst_core.device import autocast, fast_dtype, resolve_device
 from nst_core.errors import Canceled, InvalidParams
+from nst_core.lbfgs import LBFGS, carried_curvature
 from nst_core.losses import StyleTarget, content_loss, style_loss, style_target, tv_loss
 from nst_core.params import StyleParams
 from nst_core.progress import Progress, ProgressCallback, Result
@@ -68,8 +69,8 @@ class Stylizer:
 
     def warm_up(self) -> None:
         """Run one tiny job, so that the process's one-time costs fall in setup, not in a job."""
-        # torch.optim imports torch._dynamo when its first optimizer is built (about 1 s on a
-        # CPU), and the first passes set up the backend's kernels: a worker's first job paid both.
+        # The first passes set up the backend's kernels, and a first Adam job would pay
+        # torch.optim's import of torch._dynamo (about 1 s on a CPU): a worker's first job paid them.
         grey = Image.new("RGB", (MIN_SIDE * 4, MIN_SIDE * 3), (128, 128, 128))
         self.stylize(grey, [grey], StyleParams(size=MIN_SIDE * 4, scales=(MIN_SIDE * 4,),
                                                iterations=(2,), preview_every=0))
@@ -150,6 +151,8 @@ class _Run:
         self.losses: dict[str, float] = {}  # last values read back from the device
         self.cache_hits = 0
         self.timings = {"content_targets": 0.0, "style_targets": 0.0, "optimize": 0.0}
+        # (estimate, pixels) of the last L-BFGS scale, to start the next scale's with.
+        self.curvature: tuple[float | None, int] = (None, 1)
         self.start = time.perf_counter()
         self.opt_start = self.start
 
@@ -219,7 +222,7 @@ class _Run:
         terms: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
+            x.grad = None
             with autocast(self.s.device, self.dtype):
                 feats = self.s.extractor(x.contiguous(memory_format=torch.channels_last),
                                          layers, self.p.pooling)
@@ -236,11 +239,12 @@ class _Run:
             self.evaluations += 1
             return loss
 
+        optimizer: LBFGS | torch.optim.Adam
         if self.p.optimizer == "lbfgs":
             # One evaluation per step, no line search: cheap and stable for this problem
             # (as in neural-style); the history carries over from step to step.
-            optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=100,
-                                          tolerance_grad=-1.0, tolerance_change=-1.0)
+            optimizer = LBFGS(x, history=100,
+                              inverse_curvature=carried_curvature(*self.curvature, x.numel()))
         else:
             optimizer = torch.optim.Adam([x], lr=ADAM_LR)
         n_iter = self.schedule.iterations[index]
@@ -248,6 +252,8 @@ class _Run:
         checkpoint = float("inf")
         for it in range(1, n_iter + 1):
             optimizer.step(closure)
+            if isinstance(optimizer, LBFGS):
+                self.curvature = (optimizer.inverse_curvature, x.numel())
             if self.p.optimizer == "adam":
                 # Adam's steps are local, so projecting back into range is safe; L-BFGS's
                 # curvature pairs would be corrupted by it, so it is clamped only between scales.

@@ -375,3 +375,15 @@ def test_a_scale_stops_early_once_its_loss_plateaus(stylizer, content_image, sty
     assert result.evaluations == result.iterations[0]
     # the skipped iterations count as done, so the job still reports 100%
     assert events[-1].percent == 100.0
+
+
+def test_a_later_scale_gains_from_its_first_step(stylizer, content_image, style_a):
+    """The second scale starts L-BFGS from the first scale's curvature: its first step lowers
+    the loss, where a cold start would spend it on a probe that leaves the loss unchanged."""
+    events: list[Progress] = []
+    p = params(size=64, scales=(32, 64), iterations=(8, 2))
+    stylizer.stylize(content_image, [style_a], p, events.append)
+    second = [e.losses["total"] for e in events if e.stage == "optimize" and e.scale == 2]
+    # losses are read back at a scale's first and last iteration: before step 1 and before step 2
+    assert len(second) == 2
+    assert second[1] < 0.97 * second[0]
