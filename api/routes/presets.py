@@ -11,11 +11,11 @@ from nst_core.params import PRESETS, StyleParams
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
-# Wall seconds of one job at 512 px on the project's 2-core CPU machine with AMX (bf16 autocast),
-# tübingen × the scream, one process per run, quiet (bench/RESULTS.md, second session of
-# 2026-12-03). A CPU without native bf16 runs fp32 and takes about 2.5x as long (28.7, 37.9 and
-# 86.8 s there). Re-measure when PRESETS are retuned.
-TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 11.3, "balanced": 14.0, "high": 31.5}
+# Wall seconds of one job at 512 px on the project's 2-core CPU machine without bf16 (AVX2 only,
+# fp32), tübingen × Picasso, one process per run, quiet (bench/RESULTS.md, second session of
+# 2026-12-05). CPUs with bf16 arithmetic (AVX512-BF16, AMX) run bf16 autocast, about half as
+# long. Re-measure when PRESETS are retuned.
+TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 27.1, "balanced": 38.3, "high": 103.3}
 
 
 class PresetView(BaseModel):
