@@ -250,10 +250,9 @@ class _Run:
         n_iter = self.schedule.iterations[index]
         (w, h) = self.dims[index]
         checkpoint = float("inf")
+        n_done = n_iter
         for it in range(1, n_iter + 1):
             optimizer.step(closure)
-            if isinstance(optimizer, LBFGS):
-                self.curvature = (optimizer.inverse_curvature, x.numel())
             if self.p.optimizer == "adam":
                 # Adam's steps are local, so projecting back into range is safe; L-BFGS's
                 # curvature pairs would be corrupted by it, so it is clamped only between scales.
@@ -271,9 +270,12 @@ class _Run:
                 if self.losses["total"] > checkpoint * (1 - PLATEAU_GAIN):
                     self.step += n_iter - it
                     self.work_done += (n_iter - it) * w * h
-                    return x, it
+                    n_done = it
+                    break
                 checkpoint = self.losses["total"]
-        return x, n_iter
+        if isinstance(optimizer, LBFGS):
+            self.curvature = (optimizer.inverse_curvature, x.numel())
+        return x, n_done
 
     def _report(self, stage: str, index: int, iteration: int, preview: torch.Tensor | None) -> None:
         if self.on_progress is None:
