@@ -7,7 +7,7 @@ start to the last finish, and per job the time outside the engine: the job's run
 (claim to finish, from the job view) minus the engine's own time (its last progress event),
 plus the time the worker spent in the engine's progress callback (from its log); and the share
 of the slots' time (span x concurrency) spent outside every job's run.
-Usage: python bench/throughput.py [--jobs 20] [--size 512] [--concurrency 1 2]
+Usage: python bench/throughput.py [--jobs 20] [--size 512] [--concurrency 1 2] [--preset balanced]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from cli.stack import ServiceStack, start_redis  # noqa: E402
 from client import NstClient  # noqa: E402
 
 
-def measure(content: Path, style: Path, jobs: int, size: int, concurrency: int) -> dict:
+def measure(content: Path, style: Path, jobs: int, size: int, concurrency: int,
+            preset: str = "balanced") -> dict:
     """One stack, one worker with `concurrency` pool processes, `jobs` jobs queued at once."""
     with tempfile.TemporaryDirectory(prefix="nst-throughput-") as tmp:
         redis_proc, redis_url = start_redis(Path(tmp) / "redis")
@@ -40,7 +41,8 @@ def measure(content: Path, style: Path, jobs: int, size: int, concurrency: int) 
             stack.start_api(ready="/readyz")
             stack.start_worker(concurrency=concurrency)
             with NstClient(stack.url) as client:
-                ids = [client.submit(content, [style], {"size": size}).id for _ in range(jobs)]
+                params = {"size": size, "preset": preset}
+                ids = [client.submit(content, [style], params).id for _ in range(jobs)]
                 views = [client.wait(i, poll=1.0, timeout=3600) for i in ids]
             callbacks = {e["job_id"]: e.get("callback_seconds", 0.0)
                          for e in stack.events("worker", "job finished")}
@@ -79,11 +81,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--preset", choices=["fast", "balanced", "high"], default="balanced")
     parser.add_argument("--out", type=Path, default=Path("bench/out/throughput.json"))
     args = parser.parse_args()
     rows = []
     for c in args.concurrency:
-        rows.append(measure(args.content, args.style, args.jobs, args.size, c))
+        rows.append(measure(args.content, args.style, args.jobs, args.size, c, args.preset))
         print(json.dumps(rows[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
