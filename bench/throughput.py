@@ -25,6 +25,7 @@ from api.schemas import JobView  # noqa: E402
 from bench.run import SHARED  # noqa: E402
 from cli.stack import ServiceStack, start_redis  # noqa: E402
 from client import NstClient  # noqa: E402
+from nst_core.params import PRESETS  # noqa: E402
 
 
 def measure(content: Path, style: Path, jobs: int, size: int, concurrency: int,
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--preset", choices=["fast", "balanced", "high"], default="balanced")
+    parser.add_argument("--preset", choices=list(PRESETS), default="balanced")
     parser.add_argument("--out", type=Path, default=Path("bench/out/throughput.json"))
     args = parser.parse_args()
     rows = []
