@@ -153,6 +153,7 @@ class _Run:
         self.timings = {"content_targets": 0.0, "style_targets": 0.0, "optimize": 0.0}
         # (estimate, pixels) of the last L-BFGS scale, to start the next scale's with.
         self.curvature: tuple[float | None, int] = (None, 1)
+        self.style_grams: list[list[dict[str, StyleTarget]]] = []  # per scale done so far
         self.start = time.perf_counter()
         self.opt_start = self.start
 
@@ -195,6 +196,7 @@ class _Run:
         style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype)
                        for st, d in zip(self.styles, self.digests, strict=True)]
         self.cache_hits += self.s.grams.hits - hits_before
+        self.style_grams.append(style_grams)
         self.timings["style_targets"] += time.perf_counter() - t0
         self._report("style_targets", index, 0, None)
         return content_feats, style_grams
@@ -219,6 +221,7 @@ class _Run:
         layers = set(self.p.content_layers) | set(self.p.style_layers)
         loss_scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
         content_weight = self.p.content_weight_at(index, len(self.dims))
+        previous = self._previous_scale(index)
         terms: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
@@ -227,8 +230,17 @@ class _Run:
                 feats = self.s.extractor(x.contiguous(memory_format=torch.channels_last),
                                          layers, self.p.pooling)
             terms["content"] = content_loss(feats, content_feats, self.p.content_layers)
-            terms["style"] = sum(w * style_loss(feats, g, self.p.style_layers)
-                                 for w, g in zip(self.blend, style_grams, strict=True))
+            terms["style"] = self._style_loss(feats, style_grams)
+            if previous is not None:
+                # The style targets of the previous scale are cached: this term costs one
+                # evaluation at that size (a quarter of the pixels), nothing more.
+                weight, dims, grams = previous
+                small = F.interpolate(x, size=(dims[1], dims[0]), mode="bilinear", antialias=True,
+                                      align_corners=False)
+                with autocast(self.s.device, self.dtype):
+                    feats = self.s.extractor(small.contiguous(memory_format=torch.channels_last),
+                                             self.p.style_layers, self.p.pooling)
+                terms["style"] = terms["style"] + weight * self._style_loss(feats, grams)
             terms["tv"] = tv_loss(x)
             loss = (content_weight * terms["content"] + self.p.style_weight * terms["style"]
                     + self.p.tv_weight * terms["tv"])
@@ -276,6 +288,18 @@ class _Run:
         if isinstance(optimizer, LBFGS):
             self.curvature = (optimizer.inverse_curvature, x.numel())
         return x, n_done
+
+    def _style_loss(self, feats: dict[str, torch.Tensor],
+                    grams: list[dict[str, StyleTarget]]) -> torch.Tensor:
+        return sum(w * style_loss(feats, g, self.p.style_layers)
+                   for w, g in zip(self.blend, grams, strict=True))
+
+    def _previous_scale(self, index: int) -> tuple[float, tuple[int, int], list[dict]] | None:
+        """(weight, dims, style targets) of the last scale's style term at the previous scale's size."""
+        weight = self.p.previous_scale_style()
+        if index == 0 or index < len(self.dims) - 1 or weight == 0:
+            return None
+        return weight, self.dims[index - 1], self.style_grams[index - 1]
 
     def _report(self, stage: str, index: int, iteration: int, preview: torch.Tensor | None) -> None:
         if self.on_progress is None:

@@ -25,6 +25,9 @@ class PresetView(BaseModel):
     scales: list[float] = Field(description="Long side of each scale as a fraction of `size` (of 512 px "
                                 "for larger outputs, which then double up to `size`).")
     iterations: list[int] = Field(description="Iterations at each scale.")
+    previous_scale_style_weight: float = Field(
+        description="Weight of the last scale's second style loss, on the image at the previous "
+                    "scale's size (0: none).")
     typical_seconds_512_cpu: float | None = Field(
         description="Measured wall time at size 512 on a 2-core CPU (bench/RESULTS.md).")
 
@@ -51,9 +54,10 @@ class PresetList(BaseModel):
 def get_presets(settings: SettingsDep, tenant: TenantDep) -> PresetList:
     """Each preset's schedule (read from the engine) and typical time, and the limits."""
     return PresetList(
-        presets=[PresetView(name=name, scales=list(fractions), iterations=list(iterations),
+        presets=[PresetView(name=name, scales=list(spec.fractions), iterations=list(spec.iterations),
+                            previous_scale_style_weight=spec.previous_scale_style_weight,
                             typical_seconds_512_cpu=TYPICAL_SECONDS_512_CPU.get(name))
-                 for name, (fractions, iterations) in PRESETS.items()],
+                 for name, spec in PRESETS.items()],
         default=StyleParams.model_fields["preset"].default,
         limits=Limits(max_size=settings.max_size, max_styles=settings.max_styles,
                       max_upload_bytes=settings.max_upload_bytes, max_steps=settings.max_steps),

@@ -146,8 +146,8 @@ def test_expires_at_and_result_cache_never_outlive_the_job(http, store, results,
 
 def test_presets_come_from_the_engine_with_limits(http, api_settings) -> None:
     body = http.get("/v1/presets").json()
-    assert {p["name"]: (tuple(p["scales"]), tuple(p["iterations"])) for p in body["presets"]} == \
-        PRESETS
+    assert {p["name"]: (tuple(p["scales"]), tuple(p["iterations"]), p["previous_scale_style_weight"])
+            for p in body["presets"]} == PRESETS
     assert all(p["typical_seconds_512_cpu"] == TYPICAL_SECONDS_512_CPU[p["name"]]
                for p in body["presets"])
     assert body["default"] == "balanced"

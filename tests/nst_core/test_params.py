@@ -46,7 +46,7 @@ def test_default_dicts_are_not_shared_between_instances():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_preset_schedule_at_full_size(preset):
-    fractions, iters = PRESETS[preset]
+    fractions, iters, _ = PRESETS[preset]
     p = StyleParams(size=PRESET_SIZE, preset=preset)
     sched = p.schedule()
     assert sched.sizes == tuple(round(f * PRESET_SIZE) for f in fractions)
@@ -60,7 +60,7 @@ def test_preset_schedule_at_full_size(preset):
 @pytest.mark.parametrize("size", [768, 1024, 1536, 2048])
 def test_large_outputs_start_where_a_512_px_job_does(size):
     """Strokes keep their size relative to the picture: the coarse scales are a 512 px job's."""
-    fractions, iters = PRESETS["balanced"]
+    fractions, iters, _ = PRESETS["balanced"]
     sched = StyleParams(size=size).schedule()
     n = len(fractions)
     assert sched.sizes[:n] == StyleParams(size=PRESET_SIZE).schedule().sizes
@@ -86,17 +86,17 @@ def test_small_size_merges_collapsed_scales_and_keeps_total_work():
     p = StyleParams(size=96, preset="balanced")
     sched = p.schedule()
     # 0.25 and 0.5 of 96 are both below the minimum scale: they collapse to 64
-    iters = PRESETS["balanced"][1]
+    iters = PRESETS["balanced"].iterations
     assert sched.sizes == (MIN_SCALE_SIZE, 96)
     assert sched.iterations == (iters[0] + iters[1], iters[2])
-    assert p.total_iterations == sum(PRESETS["balanced"][1])
+    assert p.total_iterations == sum(PRESETS["balanced"].iterations)
     assert len(set(sched.sizes)) == len(sched.sizes)
 
 
 def test_size_below_min_scale_uses_one_scale():
     sched = StyleParams(size=48, preset="fast").schedule()
     assert sched.sizes == (48,)
-    assert sched.iterations == (sum(PRESETS["fast"][1]),)
+    assert sched.iterations == (sum(PRESETS["fast"].iterations),)
 
 
 def test_explicit_scales_and_iterations():
@@ -196,3 +196,13 @@ def test_content_weight_is_the_coarse_one_before_the_last_scale():
 def test_default_holds_the_coarse_scales_harder():
     p = StyleParams()
     assert p.coarse_content_weight > p.content_weight
+
+
+def test_previous_scale_style_weight_is_the_presets_unless_given():
+    fast = PRESETS["fast"].previous_scale_style_weight
+    assert StyleParams(preset="fast").previous_scale_style() == fast > 0
+    assert StyleParams(preset="balanced").previous_scale_style() == 0
+    assert StyleParams(preset="fast", previous_scale_style_weight=0).previous_scale_style() == 0
+    assert StyleParams(preset="high", previous_scale_style_weight=2.5).previous_scale_style() == 2.5
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        StyleParams(previous_scale_style_weight=-1)

@@ -200,6 +200,23 @@ def test_coarse_content_weight_acts_on_the_coarse_scales_only(stylizer, extracto
     assert style_distance(extractor, free, style_a) < style_distance(extractor, held, style_a)
 
 
+def test_previous_scale_style_holds_the_style_at_the_previous_size(stylizer, extractor, content_image,
+                                                                   style_a):
+    """The last scale's second style term keeps the picture's style as seen at the previous scale's
+    size, which the upsampling and the fine scale's texture would otherwise lose."""
+    def run(weight: float, last: int = 10) -> Image.Image:
+        p = params(size=64, scales=(32, 64), iterations=(10, last), previous_scale_style_weight=weight)
+        return stylizer.stylize(content_image, [style_a], p).image
+
+    def seen_small(image: Image.Image) -> float:
+        small = image.resize(scale_dims(image.size, 32), Image.Resampling.BICUBIC)
+        return style_distance(extractor, small, style_a)
+
+    assert seen_small(run(4.0)) < 0.9 * seen_small(run(0.0))
+    # it acts at the last scale only: with no iterations there, the weight changes nothing
+    assert mean_abs(run(4.0, last=0), run(0.0, last=0)) == 0
+
+
 # --- multiple styles ------------------------------------------------------------------------------
 
 
