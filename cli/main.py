@@ -123,11 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nst` console script."""
+    in_process = argv is not None
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["stylize"]:
-        from nst_core.cli import main as stylize_main  # torch: only this subcommand needs it
+        from nst_core.cli import exit_process  # torch: only this subcommand needs it
+        from nst_core.cli import main as stylize_main
 
-        return stylize_main(argv[1:]) or 0
+        code = stylize_main(argv[1:]) or 0
+        return code if in_process else exit_process(code)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"layout is set (default {COARSE_CONTENT_WEIGHT_DEFAULT}; "
                         f"{NO_WEIGHT}: the content weight at every scale)")
     p.add_argument("--style-weight", type=float)
+    p.add_argument("--previous-scale-style-weight", type=float,
+                   help="at the last scale, weight of a second style loss on the picture seen at the "
+                        "previous scale's size, so its large strokes survive (default: the preset's, "
+                        "fast 0.5, others 0)")
     p.add_argument("--tv-weight", type=float)
     p.add_argument("--style-clip", nargs="*", metavar="LAYER=Q", type=_clip_item,
                    help="clip each channel of these style layers at quantile Q of its values over the "
@@ -95,6 +101,7 @@ def params_from_args(args: argparse.Namespace) -> StyleParams:
         "style_scale": args.style_scale, "content_weight": args.content_weight,
         "coarse_content_weight": args.coarse_content_weight,
         "style_weight": args.style_weight, "tv_weight": args.tv_weight, "scales": args.scales,
+        "previous_scale_style_weight": args.previous_scale_style_weight,
         "iterations": args.iterations, "optimizer": args.optimizer, "init": args.init,
         "color": args.color, "pooling": args.pooling, "precision": args.precision,
         "seed": args.seed, "device": args.device, "preview_every": 0,
@@ -182,5 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_process(code: int) -> NoReturn:
+    """End the process now: the interpreter's teardown of torch adds about 0.55 s to every run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

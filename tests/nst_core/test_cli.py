@@ -27,3 +27,9 @@ def test_bad_coarse_content_weight_is_one_line_and_exit_2(tmp_path, capsys):
     assert e.value.code == 2
     assert "'lots' is not a number or 'none'" in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_previous_scale_style_weight_reaches_the_params():
+    assert parse("--preset", "fast").previous_scale_style() == 0.5
+    assert parse("--preset", "fast", "--previous-scale-style-weight", "0").previous_scale_style() == 0
+    assert parse("--previous-scale-style-weight", "1.5").previous_scale_style_weight == 1.5
