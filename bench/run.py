@@ -11,10 +11,12 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,11 +57,12 @@ def run_pastiche(content: Path, style: Path, out: Path, size: int, steps: int) -
     return r
 
 
-def run_ours(content: Path, style: Path, out: Path, size: int, preset: str) -> Run:
-    """`nst stylize` with one preset, through the CLI a user runs."""
-    r = Run(preset, out / f"nst_{preset}.png")
+def run_ours(content: Path, style: Path, out: Path, size: int, preset: str,
+             name: str | None = None, flags: Sequence[str] = ()) -> Run:
+    """`nst stylize` with one preset (and any further flags), through the CLI a user runs."""
+    r = Run(name or preset, out / f"nst_{name or preset}.png")
     cmd = [sys.executable, "-m", "nst_core.cli", str(content), str(style), "-o", str(r.output),
-           "--size", str(size), "--preset", preset, "--json"]
+           "--size", str(size), "--preset", preset, *flags, "--json"]
     r.wall, r.peak_mb, r.cpu, stdout = _peak_of(cmd)
     summary = json.loads(stdout.strip().splitlines()[-1])
     r.evaluations = summary["evaluations"]
@@ -155,6 +158,9 @@ def main() -> None:
     parser.add_argument("--pastiche-steps", type=int, default=300)
     parser.add_argument("--presets", nargs="+", default=["fast", "balanced", "high"])
     parser.add_argument("--no-pastiche", action="store_true")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FLAGS",
+                        help="one more run of `nst stylize` with these flags, e.g. "
+                             "'fast7:--preset fast --iterations 20 10 7' (repeatable)")
     parser.add_argument("--curve-every", type=int, default=20,
                         help="preview interval of the curve run (0: none)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
@@ -170,6 +176,10 @@ def main() -> None:
         base = run_pastiche(args.content, args.style, args.out, args.size, args.pastiche_steps)
         runs.append(base)
     runs += [run_ours(args.content, args.style, args.out, args.size, p) for p in args.presets]
+    for variant in args.variant:
+        name, _, flags = variant.partition(":")
+        runs.append(run_ours(args.content, args.style, args.out, args.size, "balanced", name,
+                             shlex.split(flags)))
     c, s = Image.open(args.content).convert("RGB"), Image.open(args.style).convert("RGB")
     for r in runs:
         r.quality = evaluate(Image.open(r.output).convert("RGB"), c, s)
