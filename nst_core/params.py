@@ -72,7 +72,7 @@ class PresetSpec(NamedTuple):
 # job at 512 px would paint strokes a quarter as large, relative to the picture, as a 512 px job.
 # Why `fast` has a previous-scale style term: the 2x upsampling blurs away the strokes the
 # 256 px scale painted, and its few 512 px iterations paint fine texture instead, so starry
-# night seen at 256 px lost to pastiche (0.309 against a bound of 0.292). Holding the style at
+# night seen at 256 px lost to pastiche (0.309 against a bound of 0.294). Holding the style at
 # the previous scale's size too brings it to 0.287; an evaluation then costs about 27% more, so
 # `fast` does 6 iterations at 512 px instead of 7, for the same time (bench/RESULTS.md,
 # 2026-12-06). `balanced` and `high` are within every bound without it.
