@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-from pathlib import Path
 
 import torch
 
+from nst_core import cpu, winograd
 from nst_core.errors import InvalidParams
 
 
@@ -30,26 +29,15 @@ def fast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | N
     # With native bf16 (AVX512-BF16/AMX) bf16 wins at every size a job uses (bench/micro.py: 1.25x
     # at 64x48, 2.2x at 512x384). oneDNN also "supports" bf16 on plain AVX512 by emulating it,
     # and that is about 3x slower than fp32 (bench/micro.py on such a Xeon): fp32 there.
-    native = cpu_has_native_bf16(_cpu_flags())
+    native = cpu.has_native_bf16(cpu.flags())
     return torch.bfloat16 if native and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
 
 
-def cpu_has_native_bf16(flags: frozenset[str]) -> bool:
-    """Whether CPU flags (as /proc/cpuinfo names them) include bf16 arithmetic in hardware."""
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-@functools.cache
-def _cpu_flags() -> frozenset[str]:
-    """The first CPU's flags from /proc/cpuinfo; none where there is no such file (not Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
+def use_winograd(device: torch.device, precision: str = "auto") -> bool:
+    """Whether `precision='auto'` runs fp32 CPU convs by Winograd (nst_core/winograd.py)."""
+    # bf16 CPUs keep oneDNN's bf16 kernels: NNPACK has no bf16, and has not been measured there.
+    return (device.type == "cpu" and precision == "auto" and fast_dtype(device, precision) is None
+            and winograd.available())
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from nst_core import color
 from nst_core.cache import GramCache, image_digest
-from nst_core.device import autocast, fast_dtype, resolve_device
+from nst_core.device import autocast, fast_dtype, resolve_device, use_winograd
 from nst_core.errors import Canceled, InvalidParams
 from nst_core.lbfgs import LBFGS, carried_curvature
 from nst_core.losses import StyleTarget, content_loss, style_loss, style_target, tv_loss
@@ -109,24 +109,27 @@ class Stylizer:
         return [w / sum(weights) for w in weights]
 
     def features(self, x: torch.Tensor, layers: Iterable[str], pooling: str,
-                 dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+                 dtype: torch.dtype | None, winograd: bool = False) -> dict[str, torch.Tensor]:
         """VGG19 features of `x` at `layers`, in the convs' fast layout, under `dtype` autocast."""
+        if winograd:  # NNPACK reads plain NCHW
+            return self.extractor(x, layers, pooling, use_winograd=True)
         with autocast(self.device, dtype):
             return self.extractor(x.contiguous(memory_format=torch.channels_last), layers, pooling)
 
     def style_grams(self, style: Image.Image, digest: str, long_side: int, params: StyleParams,
-                    reference: torch.Tensor | None, dtype: torch.dtype | None) -> dict[str, StyleTarget]:
+                    reference: torch.Tensor | None, dtype: torch.dtype | None,
+                    winograd: bool = False) -> dict[str, StyleTarget]:
         """Gram targets of one style at one size; cached by the style's content hash."""
         key = (self.weights, digest, long_side, tuple(sorted(params.style_layers)), params.pooling,
                tuple(sorted(params.style_clip.items())),
-               dtype, None if reference is None else image_digest(to_image(reference)))
+               dtype, winograd, None if reference is None else image_digest(to_image(reference)))
         grams = self.grams.get(key)
         if grams is None:
             s = to_tensor(style, scale_dims(style.size, long_side), self.device)
             if reference is not None:
                 s = color.match_histogram(s, reference)
             with torch.no_grad():
-                feats = self.features(s, params.style_layers, params.pooling, dtype)
+                feats = self.features(s, params.style_layers, params.pooling, dtype, winograd)
             grams = {name: style_target(f, params.style_clip.get(name)) for name, f in feats.items()}
             self.grams.put(key, grams)
         return grams
@@ -147,6 +150,7 @@ class _Run:
         self.schedule = params.schedule()
         self.dims = [scale_dims(self.content.size, size) for size in self.schedule.sizes]
         self.dtype = fast_dtype(stylizer.device, params.precision)
+        self.winograd = use_winograd(stylizer.device, params.precision)
         # ETA weighs each remaining iteration by its pixel count: a 512 px step costs ~4x a 256 px one.
         self.work = [w * h * n for (w, h), n in zip(self.dims, self.schedule.iterations, strict=True)]
         self.total_steps = sum(self.schedule.iterations)
@@ -190,14 +194,15 @@ class _Run:
     def _targets(self, content_t: torch.Tensor, index: int) -> tuple[dict, list[dict]]:
         t0 = time.perf_counter()
         with torch.no_grad():
-            content_feats = self.s.features(content_t, self.p.content_layers, self.p.pooling, self.dtype)
+            content_feats = self.s.features(content_t, self.p.content_layers, self.p.pooling, self.dtype,
+                                             self.winograd)
         content_feats = {k: v.float() for k, v in content_feats.items()}
         self.timings["content_targets"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         long_side = round(self.schedule.sizes[index] * self.p.style_scale)
         reference = content_t if self.p.color == "histogram" else None
         hits_before = self.s.grams.hits
-        style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype)
+        style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype, self.winograd)
                        for st, d in zip(self.styles, self.digests, strict=True)]
         self.cache_hits += self.s.grams.hits - hits_before
         self.grams_per_scale.append(style_grams)
@@ -230,7 +235,7 @@ class _Run:
 
         def closure() -> torch.Tensor:
             x.grad = None
-            feats = self.s.features(x, layers, self.p.pooling, self.dtype)
+            feats = self.s.features(x, layers, self.p.pooling, self.dtype, self.winograd)
             terms["content"] = content_loss(feats, content_feats, self.p.content_layers)
             terms["style"] = self._style_loss(feats, style_grams)
             if previous is not None:
@@ -239,7 +244,7 @@ class _Run:
                 weight, dims, grams = previous
                 small = F.interpolate(x, size=(dims[1], dims[0]), mode="bilinear", antialias=True,
                                       align_corners=False)
-                feats = self.s.features(small, self.p.style_layers, self.p.pooling, self.dtype)
+                feats = self.s.features(small, self.p.style_layers, self.p.pooling, self.dtype, self.winograd)
                 terms["style"] = terms["style"] + weight * self._style_loss(feats, grams)
             terms["tv"] = tv_loss(x)
             loss = (content_weight * terms["content"] + self.p.style_weight * terms["style"]

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nst_core import winograd
 from nst_core.params import LAYER_NAMES
 from nst_core.weights import InputConvention, load_vgg19_convs
 
@@ -40,6 +41,7 @@ class Extractor(nn.Module):
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False).eval()
+        self._winograd_kernels: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
     def load(cls, source: str = "original", layers: Iterable[str] = LAYER_NAMES) -> Extractor:
@@ -52,9 +54,11 @@ class Extractor(nn.Module):
         return (x.index_select(1, self.order) - self.mean) / self.std
 
     def forward(
-        self, x: torch.Tensor, layers: Iterable[str], pooling: str = "max"
+        self, x: torch.Tensor, layers: Iterable[str], pooling: str = "max", use_winograd: bool = False
     ) -> dict[str, torch.Tensor]:
-        """Features of `x` at `layers`, computing nothing past the deepest one."""
+        """Features of `x` at `layers`, computing nothing past the deepest one.
+
+        `use_winograd` (fp32 CPU only) runs the large convs through NNPACK's Winograd kernels."""
         wanted = set(layers)
         unknown = wanted - _CONV_OF.keys()
         if unknown:
@@ -67,7 +71,7 @@ class Extractor(nn.Module):
         h = self.normalize(x)
         for i in range(last + 1):
             name_conv, name_relu = _CONV_NAMES[i]
-            h = self.convs[i](h)
+            h = self._conv(i, h, use_winograd)
             if name_conv in wanted:
                 feats[name_conv] = h
             h = F.relu(h)
@@ -76,4 +80,12 @@ class Extractor(nn.Module):
             if i in _LAST_CONV_OF_BLOCK and i < last:
                 h = pool(h, 2)
         return feats
+
+    def _conv(self, i: int, h: torch.Tensor, use_winograd: bool) -> torch.Tensor:
+        conv = self.convs[i]
+        if not (use_winograd and winograd.pays(conv, h)):
+            return conv(h)
+        if self._winograd_kernels is None:
+            self._winograd_kernels = [winograd.kernels(c) for c in self.convs]
+        return winograd.conv3x3(conv, self._winograd_kernels[i], h)
 

@@ -7,7 +7,8 @@ import platform
 import pytest
 import torch
 
-from nst_core.device import _cpu_flags, cpu_has_native_bf16, fast_dtype
+from nst_core import cpu
+from nst_core.device import fast_dtype, use_winograd
 
 # A Xeon with AVX512 but no BF16: oneDNN would emulate bf16 there, about 3x slower than fp32.
 AVX512_ONLY = frozenset(["fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"])
@@ -20,13 +21,13 @@ AVX512_ONLY = frozenset(["fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512vl
     (frozenset(), False),
 ])
 def test_bf16_only_with_hardware_support(flags: frozenset[str], native: bool) -> None:
-    assert cpu_has_native_bf16(flags) is native
+    assert cpu.has_native_bf16(flags) is native
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.machine() != "x86_64",
                     reason="/proc/cpuinfo flags are read on x86-64 Linux only")
 def test_the_flags_are_read_from_this_machine() -> None:
-    assert {"fpu", "sse2"} <= _cpu_flags()
+    assert {"fpu", "sse2"} <= cpu.flags()
 
 
 def test_fp32_precision_never_autocasts() -> None:

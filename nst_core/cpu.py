@@ -1,0 +1,36 @@
+"""What this CPU can do, read without torch, so it can shape how torch starts."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+
+def has_native_bf16(flags: frozenset[str]) -> bool:
+    """Whether CPU flags (as /proc/cpuinfo names them) include bf16 arithmetic in hardware."""
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def flags() -> frozenset[str]:
+    """The first CPU's flags from /proc/cpuinfo; none where there is no such file (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def quiet_openmp_between_ops() -> None:
+    """Let OpenMP's threads sleep between ops on fp32 CPUs, where NNPACK's pool shares the cores.
+
+    Spinning OpenMP threads starve NNPACK's Winograd convs (nst_core/winograd.py): on 2 AVX2
+    cores the 512 px scale took 14.1 s with them spinning and 10.8 s with them asleep
+    (bench/RESULTS.md, 2026-12-06). Only takes effect before torch is imported.
+    """
+    if not has_native_bf16(flags()):
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

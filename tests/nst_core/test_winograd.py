@@ -1,0 +1,45 @@
+"""The Winograd convs (NNPACK) give VGG19's features and input gradient, and are chosen only for fp32 CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst_core import cpu, winograd
+from nst_core.device import use_winograd
+
+LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2"]
+
+
+def _features_and_grad(extractor, x: torch.Tensor, use: bool) -> tuple[dict, torch.Tensor]:
+    x = x.clone().requires_grad_(True)
+    feats = extractor(x, LAYERS, use_winograd=use)
+    sum((f ** 2).mean() for f in feats.values()).backward()
+    return {k: v.detach() for k, v in feats.items()}, x.grad
+
+
+@pytest.mark.skipif(not winograd.available(), reason="this torch has no NNPACK on this CPU")
+def test_winograd_features_and_gradient_match_the_direct_convs(extractor) -> None:
+    # 192x256 puts conv1_2 .. conv3_4 at or above the size where Winograd is used.
+    x = torch.rand(1, 3, 192, 256, generator=torch.Generator().manual_seed(0))
+    assert winograd.pays(extractor.convs[1], torch.empty(1, 64, 192, 256))
+    direct, direct_grad = _features_and_grad(extractor, x, use=False)
+    fast, fast_grad = _features_and_grad(extractor, x, use=True)
+    for name in LAYERS:
+        error = ((fast[name] - direct[name]).norm() / direct[name].norm()).item()
+        assert error < 1e-4, (name, error)
+    grad_error = ((fast_grad - direct_grad).norm() / direct_grad.norm()).item()
+    # A different kernel ran (Winograd rounds differently), and it agrees to fp32 working accuracy.
+    assert 0 < grad_error < 1e-2
+
+
+def test_small_maps_and_rgb_input_keep_the_direct_conv(extractor) -> None:
+    assert not winograd.pays(extractor.convs[0], torch.empty(1, 3, 384, 512))
+    assert not winograd.pays(extractor.convs[12], torch.empty(1, 512, 24, 32))
+
+
+def test_winograd_only_for_auto_precision_on_a_cpu_without_bf16() -> None:
+    expected = winograd.available() and not cpu.has_native_bf16(cpu.flags())
+    assert use_winograd(torch.device("cpu"), "auto") is expected
+    assert use_winograd(torch.device("cpu"), "fp32") is False
+    assert use_winograd(torch.device("cuda"), "auto") is False
