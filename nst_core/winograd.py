@@ -16,6 +16,10 @@ from torch import nn
 # lost below 48x64 px per map and on conv1_1's 3 input channels at every size.
 MIN_PIXELS = 48 * 64
 MIN_IN_CHANNELS = 64
+# torch keeps NNPACK's workspace at the largest size a call has needed, for the process's life:
+# conv1_2 at 2048 px left 2.4 GB behind (one fwd+bwd peaked at 11.9 GB against 9.5 GB direct).
+# Capped at conv1_2's input in a 1024 px job, which gets every layer by Winograd, it costs 0.7 GB.
+MAX_ELEMENTS = 64 * 1024 * 768
 
 
 @functools.cache
@@ -26,7 +30,9 @@ def available() -> bool:
 
 def pays(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     """Whether the Winograd path beats the direct kernel for `conv` on input `x` (fp32, CPU)."""
-    return conv.in_channels >= MIN_IN_CHANNELS and x.shape[-2] * x.shape[-1] >= MIN_PIXELS
+    pixels = x.shape[-2] * x.shape[-1]
+    return (conv.in_channels >= MIN_IN_CHANNELS and pixels >= MIN_PIXELS
+            and conv.in_channels * pixels <= MAX_ELEMENTS)
 
 
 class _Conv3x3(torch.autograd.Function):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nst_core import cpu
-from nst_core.device import fast_dtype, use_winograd
+from nst_core.device import fast_dtype
 
 # A Xeon with AVX512 but no BF16: oneDNN would emulate bf16 there, about 3x slower than fp32.
 AVX512_ONLY = frozenset(["fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"])

@@ -33,9 +33,13 @@ def test_winograd_features_and_gradient_match_the_direct_convs(extractor) -> Non
     assert 0 < grad_error < 1e-2
 
 
-def test_small_maps_and_rgb_input_keep_the_direct_conv(extractor) -> None:
+def test_small_maps_rgb_input_and_print_sized_maps_keep_the_direct_conv(extractor) -> None:
     assert not winograd.pays(extractor.convs[0], torch.empty(1, 3, 384, 512))
     assert not winograd.pays(extractor.convs[12], torch.empty(1, 512, 24, 32))
+    # A 1024 px job runs every layer by Winograd; at 2048 px conv1_2's workspace would stay behind.
+    assert winograd.pays(extractor.convs[1], torch.empty(1, 64, 768, 1024))
+    assert not winograd.pays(extractor.convs[1], torch.empty(1, 64, 1536, 2048))
+    assert winograd.pays(extractor.convs[4], torch.empty(1, 128, 384, 512))
 
 
 def test_winograd_only_for_auto_precision_on_a_cpu_without_bf16() -> None:
