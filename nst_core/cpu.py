@@ -12,6 +12,15 @@ def has_native_bf16(flags: frozenset[str]) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def prefers_winograd(flags: frozenset[str]) -> bool:
+    """Whether fp32 convs run faster by NNPACK's Winograd than by oneDNN: CPUs without AVX512.
+
+    NNPACK's x86 kernels are AVX2; on an AVX512 Xeon oneDNN's direct convs were as fast or faster
+    up to 512 px (bench/micro.py: 0.66x-1.09x, 2026-12-06), and every bf16 CPU has AVX512.
+    """
+    return "avx512f" not in flags
+
+
 @functools.cache
 def flags() -> frozenset[str]:
     """The first CPU's flags from /proc/cpuinfo; none where there is no such file (not Linux)."""
@@ -26,11 +35,11 @@ def flags() -> frozenset[str]:
 
 
 def quiet_openmp_between_ops() -> None:
-    """Let OpenMP's threads sleep between ops on fp32 CPUs, where NNPACK's pool shares the cores.
+    """Let OpenMP's threads sleep between ops where NNPACK's pool shares the cores with them.
 
     Spinning OpenMP threads starve NNPACK's Winograd convs (nst_core/winograd.py): on 2 AVX2
     cores the 512 px scale took 14.1 s with them spinning and 10.8 s with them asleep
     (bench/RESULTS.md, 2026-12-06). Only takes effect before torch is imported.
     """
-    if not has_native_bf16(flags()):
+    if prefers_winograd(flags()):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -35,8 +35,7 @@ def fast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | N
 
 def use_winograd(device: torch.device, precision: str = "auto") -> bool:
     """Whether `precision='auto'` runs fp32 CPU convs by Winograd (nst_core/winograd.py)."""
-    # bf16 CPUs keep oneDNN's bf16 kernels: NNPACK has no bf16, and has not been measured there.
-    return (device.type == "cpu" and precision == "auto" and fast_dtype(device, precision) is None
+    return (device.type == "cpu" and precision == "auto" and cpu.prefers_winograd(cpu.flags())
             and winograd.available())
 
 

@@ -1,4 +1,4 @@
-"""Precision choice: bf16 autocast only where the CPU does bf16 arithmetic in hardware."""
+"""Precision choice: bf16 autocast only where the CPU does bf16 in hardware; Winograd only on AVX2 CPUs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ AVX512_ONLY = frozenset(["fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512vl
 ])
 def test_bf16_only_with_hardware_support(flags: frozenset[str], native: bool) -> None:
     assert cpu.has_native_bf16(flags) is native
+
+
+@pytest.mark.parametrize(("flags", "winograd"), [
+    (frozenset(["fpu", "sse2", "avx2", "fma"]), True),
+    (AVX512_ONLY, False),
+    (AVX512_ONLY | {"amx_tile", "amx_bf16"}, False),
+])
+def test_winograd_convs_only_on_cpus_without_avx512(flags: frozenset[str], winograd: bool) -> None:
+    assert cpu.prefers_winograd(flags) is winograd
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.machine() != "x86_64",

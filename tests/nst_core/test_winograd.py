@@ -1,4 +1,4 @@
-"""The Winograd convs (NNPACK) give VGG19's features and input gradient, and are chosen only for fp32 CPU."""
+"""The Winograd convs (NNPACK) give VGG19's features and input gradient, and are chosen only for AVX2 CPUs."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def test_small_maps_rgb_input_and_print_sized_maps_keep_the_direct_conv(extracto
     assert winograd.pays(extractor.convs[4], torch.empty(1, 128, 384, 512))
 
 
-def test_winograd_only_for_auto_precision_on_a_cpu_without_bf16() -> None:
-    expected = winograd.available() and not cpu.has_native_bf16(cpu.flags())
+def test_winograd_only_for_auto_precision_on_a_cpu_without_avx512() -> None:
+    expected = winograd.available() and cpu.prefers_winograd(cpu.flags())
     assert use_winograd(torch.device("cpu"), "auto") is expected
     assert use_winograd(torch.device("cpu"), "fp32") is False
     assert use_winograd(torch.device("cuda"), "auto") is False
