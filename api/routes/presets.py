@@ -16,7 +16,9 @@ router = APIRouter(prefix="/v1", tags=["service"])
 # 2026-12-05). CPUs with bf16 arithmetic (AVX512-BF16, AMX) run bf16 autocast, about half as
 # long (an AMD EPYC with AVX512-BF16: 14.4, 20.8, 45.4 s). Re-measure when PRESETS are retuned:
 # `fast` was on 2026-12-06 (6 iterations at 512 px and a previous-scale style term) for the same
-# time within 5% (14.9 s on that AMD CPU); no AVX2-only machine was at hand to re-measure 27.1.
+# time within 5% (14.9 s on that AMD CPU). Winograd convs (2026-12-06) then cut an AVX2 CPU's
+# fp32 time, measured on the scream only: `fast` 27.2 -> 21.7-26.5 s, `balanced` 42.1 -> 32.8 s;
+# the Picasso figures here predate them.
 TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 27.1, "balanced": 38.3, "high": 103.3}
 
 
