@@ -39,7 +39,7 @@ def quiet_openmp_between_ops() -> None:
 
     Spinning OpenMP threads starve NNPACK's Winograd convs (nst_core/winograd.py): on 2 AVX2
     cores the 512 px scale took 14.1 s with them spinning and 10.8 s with them asleep
-    (bench/RESULTS.md, 2026-12-06). Only takes effect before torch is imported.
+    (bench/RESULTS.md, second session of 2026-12-06). Only takes effect before torch is imported.
     """
     if prefers_winograd(flags()):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -88,4 +88,3 @@ class Extractor(nn.Module):
         if self._winograd_kernels is None:
             self._winograd_kernels = [winograd.kernels(c) for c in self.convs]
         return winograd.conv3x3(conv, self._winograd_kernels[i], h)
-

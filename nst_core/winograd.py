@@ -1,8 +1,9 @@
-"""VGG19's 3x3 convs through NNPACK's Winograd kernels, forward and input gradient, for fp32 CPUs.
+"""VGG19's 3x3 convs through NNPACK's Winograd kernels, forward and input gradient, for AVX2 CPUs.
 
 On an AVX2-only CPU oneDNN's direct fp32 convs run VGG19 at 512 px 1.8x slower than NNPACK's
-Winograd transform (bench/RESULTS.md, 2026-12-06 AVX2). torch routes convs to NNPACK only for
-batches of 16 or more and differentiates them with the direct kernel, so the engine calls it here.
+Winograd transform (bench/RESULTS.md, second session of 2026-12-06). torch routes convs to
+NNPACK only for batches of 16 or more and differentiates them with the direct kernel, so the
+engine calls it here.
 """
 
 from __future__ import annotations
