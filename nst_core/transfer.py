@@ -110,7 +110,7 @@ class Stylizer:
 
     def features(self, x: torch.Tensor, layers: Iterable[str], pooling: str,
                  dtype: torch.dtype | None, winograd: bool = False) -> dict[str, torch.Tensor]:
-        """VGG19 features of `x` at `layers`, in the convs' fast layout, under `dtype` autocast."""
+        """VGG19 features of `x` at `layers`: by Winograd (fp32), or channels_last under `dtype` autocast."""
         if winograd:  # NNPACK reads plain NCHW
             return self.extractor(x, layers, pooling, use_winograd=True)
         with autocast(self.device, dtype):
