@@ -18,8 +18,8 @@ from torch import nn
 MIN_PIXELS = 48 * 64
 MIN_IN_CHANNELS = 64
 # torch keeps NNPACK's workspace at the largest size a call has needed, for the process's life:
-# conv1_2 at 2048 px left 2.4 GB behind (one fwd+bwd peaked at 11.9 GB against 9.5 GB direct).
-# Capped at conv1_2's input in a 1024 px job, which gets every layer by Winograd, it costs 0.7 GB.
+# conv1_2 at 2048 px left 2.4 GiB behind (one fwd+bwd peaked at 11.7 GiB against 9.3 GiB direct).
+# Capped at conv1_2's input in a 1024 px job, which gets every layer by Winograd, it costs 0.7 GiB.
 MAX_ELEMENTS = 64 * 1024 * 768
 
 
