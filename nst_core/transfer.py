@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nst_core import color
+from nst_core import color, memory
 from nst_core.cache import GramCache, image_digest
 from nst_core.device import autocast, fast_dtype, resolve_device, use_winograd
 from nst_core.errors import Canceled, InvalidParams
@@ -66,6 +66,7 @@ class Stylizer:
         self.weights = weights
         self.extractor = Extractor.load(weights).to(self.device, memory_format=torch.channels_last)
         self.grams = GramCache(cache_entries)
+        memory.keep_freed_memory()
 
     def warm_up(self) -> None:
         """Run one tiny job, so that the process's one-time costs fall in setup, not in a job."""
@@ -88,7 +89,10 @@ class Stylizer:
         blend = self._check(styles, params, init_image)
         torch.manual_seed(params.seed)
         run = _Run(self, content, styles, blend, params, on_progress)
-        return run.execute(init_image)
+        try:
+            return run.execute(init_image)
+        finally:
+            memory.release_freed_memory()
 
     def _check(self, styles: Sequence[Image.Image], params: StyleParams,
                init_image: Image.Image | None) -> list[float]:
