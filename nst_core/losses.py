@@ -12,27 +12,47 @@ import torch
 
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix F F^T / (C*H*W) of (N, C, H, W) features, in float32."""
-    n, c, h, w = features.shape
-    # Positions x channels is how channels_last features lie in memory: a view, no copy.
-    return _Gram.apply(features.float().permute(0, 2, 3, 1).reshape(n, h * w, c))
+    if not (features.is_contiguous() or features.is_contiguous(memory_format=torch.channels_last)):
+        features = features.contiguous(memory_format=torch.channels_last)
+    return _Gram.apply(features)
+
+
+def _matrix(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) as the matrix its memory already is: (N, C, H*W), or (N, H*W, C) if channels_last."""
+    n, c, h, w = t.shape
+    if t.is_contiguous():
+        return t.view(n, c, h * w)
+    return t.permute(0, 2, 3, 1).view(n, h * w, c)
 
 
 class _Gram(torch.autograd.Function):
-    """P^T P / (P*C) of (N, P, C) features; its backward is one matmul in their own layout.
+    """The Gram of (N, C, H, W) features, read in their own layout; its backward is one matmul.
 
     Autograd's own backward of f @ f.T takes two matmuls whose results lie in different
     layouts and then adds them: at 512 px that cost a tenth of an fp32 evaluation (bench/gram.py).
+    The product is taken in float32; the backward runs in the features' dtype (bf16 under
+    autocast) with 1/(C*H*W) folded into the small C x C factor, and writes into a fresh tensor,
+    into which autograd adds the next conv's gradient in place. A float32 copy of relu1_1 at
+    512 px, its division, its cast back to bf16 and an out-of-place sum cost as much as the matmuls.
     """
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, f: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(f)
-        return f.transpose(1, 2) @ f / (f.shape[1] * f.shape[2])
+        m = _matrix(f).float()
+        product = m @ m.transpose(1, 2) if f.is_contiguous() else m.transpose(1, 2) @ m
+        return product / f[0].numel()
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
         (f,) = ctx.saved_tensors
-        return f @ (grad + grad.transpose(1, 2)) / (f.shape[1] * f.shape[2])
+        factor = ((grad + grad.transpose(1, 2)) / f[0].numel()).to(f.dtype)  # symmetric
+        out = torch.empty_like(f)
+        if f.is_contiguous():
+            torch.matmul(factor, _matrix(f), out=_matrix(out))
+        else:
+            torch.matmul(_matrix(f), factor, out=_matrix(out))
+        return out
 
 
 def relative_sq_error(x: torch.Tensor, target: torch.Tensor,

@@ -80,3 +80,22 @@ def test_gram_gradient_matches_autograd_of_the_plain_formula(layout):
     torch.testing.assert_close(f.grad, plain.grad)
     # the gradient comes back in the features' layout, so the backward adds no copies
     assert f.grad.is_contiguous(memory_format=layout)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_of_bf16_features_has_a_bf16_gradient_close_to_float32(layout):
+    torch.manual_seed(3)
+    f32 = torch.relu(torch.randn(1, 16, 12, 10)).contiguous(memory_format=layout)
+    weight = torch.randn(1, 16, 16)
+    exact = f32.bfloat16().float().requires_grad_(True)
+    (gram(exact) * weight).sum().backward()
+    f = f32.bfloat16().requires_grad_(True)
+    g = gram(f)
+    assert g.dtype == torch.float32  # the product and the loss stay float32
+    torch.testing.assert_close(g, gram(exact).detach(), rtol=1e-5, atol=1e-6)
+    (g * weight).sum().backward()
+    # the backward runs in the features' dtype: no float32 copy of them, no cast back
+    assert f.grad.dtype == torch.bfloat16
+    assert f.grad.is_contiguous(memory_format=layout)
+    scale = exact.grad.abs().max().item()
+    torch.testing.assert_close(f.grad.float(), exact.grad, rtol=2e-2, atol=2e-2 * scale)
