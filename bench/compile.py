@@ -2,7 +2,7 @@
 
 For each size of a 512 px job's schedule (and two aspect ratios, to exercise dynamic shapes):
 the eager forward+backward time, the compiled one's first call (the compile) and its steady
-time, all under the engine's bf16 autocast + channels_last. Then what compiling saves over one
+time, all with the engine's bf16 convs + channels_last. Then what compiling saves over one
 `balanced` job and over 10 jobs of one worker process, against what it costs.
 Usage: python bench/compile.py [--reps 5] [--dynamic | --no-dynamic]
 """
@@ -10,6 +10,7 @@ Usage: python bench/compile.py [--reps 5] [--dynamic | --no-dynamic]
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -54,16 +55,17 @@ def main() -> None:
     args = parser.parse_args()
     dtype = fast_dtype(torch.device("cpu"))
     eager = Extractor.load().to(memory_format=torch.channels_last)
-    compiled = torch.compile(Extractor.load().to(memory_format=torch.channels_last), dynamic=args.dynamic)
-    print(f"threads {torch.get_num_threads()}, autocast {dtype}, dynamic={args.dynamic}; seconds")
+    eager = eager.cast(dtype) if dtype else eager
+    compiled = torch.compile(copy.deepcopy(eager), dynamic=args.dynamic)
+    print(f"threads {torch.get_num_threads()}, convs in {dtype}, dynamic={args.dynamic}; seconds")
     print("| aspect | scale | iterations | eager / eval | compiled first call | compiled / eval "
           "| saved per job | compile cost |\n|---|---|---:|---:|---:|---:|---:|---:|")
     cost = saved = 0.0
     for name, aspect in ASPECTS.items():
         for w, h, n in shapes(args.size, aspect):
             x = torch.rand(1, 3, h, w, requires_grad=True)
-            _, t_eager = timed(lambda x=x: one_eval(eager, x, dtype, True), args.reps)
-            first, t_comp = timed(lambda x=x: one_eval(compiled, x, dtype, True), args.reps)
+            _, t_eager = timed(lambda x=x: one_eval(eager, x, True, False), args.reps)
+            first, t_comp = timed(lambda x=x: one_eval(compiled, x, True, False), args.reps)
             compile_s = max(0.0, first - t_comp)
             cost, saved = cost + compile_s, saved + n * (t_eager - t_comp)
             print(f"| {name} | {w}x{h} | {n} | {t_eager:.3f} | {first:.1f} | {t_comp:.3f} | "

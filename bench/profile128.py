@@ -2,7 +2,7 @@
 
 One `stylize` at 128 px (40 L-BFGS iterations, after a warm-up run at the same shape, so no
 first-call costs) under cProfile, and 40 bare forward+backward passes through the same layers
-under the same autocast, in one process. The warm-up run is timed too: the first run at a
+with the same conv dtype, in one process. The warm-up run is timed too: the first run at a
 shape in a process, as a job's first scale is, and what its first calls cost over a warm one.
 Usage: python bench/profile128.py [--content C --style S] [--iterations 40]
 """
@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import SHARED  # noqa: E402
-from nst_core.device import autocast, fast_dtype  # noqa: E402
+from nst_core.device import fast_dtype  # noqa: E402
 from nst_core.params import StyleParams  # noqa: E402
 from nst_core.transfer import Stylizer  # noqa: E402
 
@@ -35,9 +35,7 @@ def bare_passes(stylizer: Stylizer, params: StyleParams, dims: tuple[int, int], 
     for i in range(n + 3):  # three warm-up passes
         if i == 3:
             t0 = time.perf_counter()
-        with autocast(stylizer.device, dtype):
-            feats = stylizer.extractor(x.contiguous(memory_format=torch.channels_last), layers,
-                                       params.pooling)
+        feats = stylizer.features(x, layers, params.pooling, dtype)
         sum(f.float().sum() for f in feats.values()).backward()
     return time.perf_counter() - t0
 

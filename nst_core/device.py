@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from nst_core import cpu, winograd
@@ -21,7 +19,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def fast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for `precision='auto'`, or None to stay in float32."""
+    """The dtype the convs run in for `precision='auto'`, or None to stay in float32."""
     if precision == "fp32":
         return None
     if device.type == "cuda":
@@ -37,10 +35,3 @@ def use_winograd(device: torch.device, precision: str = "auto") -> bool:
     """Whether `precision='auto'` runs fp32 CPU convs by Winograd (nst_core/winograd.py)."""
     return (device.type == "cpu" and precision == "auto" and cpu.prefers_winograd(cpu.flags())
             and winograd.available())
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Autocast to `dtype` on `device`, or a no-op when dtype is None."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,6 +1,6 @@
 """Loss terms of Gatys et al., normalized so that weights do not depend on image or layer size.
 
-Features may come out of bf16 autocast; every loss is computed in float32.
+Features may come out of bf16 convs; every loss is computed in float32.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class _Gram(torch.autograd.Function):
 
     Autograd's own backward of f @ f.T takes two matmuls whose results lie in different
     layouts and then adds them: at 512 px that cost a tenth of an fp32 evaluation (bench/gram.py).
-    The product is taken in float32; the backward runs in the features' dtype (bf16 under
-    autocast) with 1/(C*H*W) folded into the small C x C factor, and writes into a fresh tensor,
+    The product is taken in float32; the backward runs in the features' dtype (bf16 from
+    bf16 convs) with 1/(C*H*W) folded into the small C x C factor, and writes into a fresh tensor,
     into which autograd adds the next conv's gradient in place. A float32 copy of relu1_1 at
     512 px, its division, its cast back to bf16 and an out-of-place sum cost as much as the matmuls.
     """

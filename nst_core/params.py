@@ -142,7 +142,7 @@ class StyleParams(BaseModel):
     device: str = Field("auto", pattern=DEVICE_PATTERN,
                         description="auto (CUDA when present), cpu, cuda or cuda:N.")
     precision: Literal["auto", "fp32"] = Field(
-        "auto", description="auto: bf16/fp16 autocast where the device has it, Winograd fp32 "
+        "auto", description="auto: bf16/fp16 convs where the device has them, Winograd fp32 "
                         "convs on AVX2-only CPUs; fp32: plain fp32 convs.")
     preview_every: int = Field(
         25, ge=0, le=10_000, description="Iterations between preview images (0: none)."

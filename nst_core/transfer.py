@@ -17,7 +17,7 @@ from PIL import Image
 
 from nst_core import color, memory
 from nst_core.cache import GramCache, image_digest
-from nst_core.device import autocast, fast_dtype, resolve_device, use_winograd
+from nst_core.device import fast_dtype, resolve_device, use_winograd
 from nst_core.errors import Canceled, InvalidParams
 from nst_core.lbfgs import LBFGS, carried_curvature
 from nst_core.losses import StyleTarget, content_loss, style_loss, style_target, tv_loss
@@ -29,7 +29,7 @@ MIN_SIDE = 16  # VGG19 pools four times before relu5_1; smaller inputs have no s
 LOSS_SYNC_EVERY = 10  # reading a loss value forces a device sync; don't do it every iteration
 PLATEAU_GAIN = 0.002  # a scale ends early when LOSS_SYNC_EVERY iterations gain less than this share
 ADAM_LR = 0.02  # in 0..1 pixel units
-# fp16 autocast gradients underflow without scaling; bf16 and fp32 need none.
+# fp16 gradients underflow without scaling; bf16 and fp32 need none.
 FP16_LOSS_SCALE = 1024.0
 
 
@@ -65,6 +65,7 @@ class Stylizer:
             torch.backends.cudnn.benchmark = True
         self.weights = weights
         self.extractor = Extractor.load(weights).to(self.device, memory_format=torch.channels_last)
+        self._cast: dict[torch.dtype, Extractor] = {}
         self.grams = GramCache(cache_entries)
         memory.keep_freed_memory()
 
@@ -114,11 +115,18 @@ class Stylizer:
 
     def features(self, x: torch.Tensor, layers: Iterable[str], pooling: str,
                  dtype: torch.dtype | None, winograd: bool = False) -> dict[str, torch.Tensor]:
-        """VGG19 features of `x` at `layers`: by Winograd (fp32), or channels_last under `dtype` autocast."""
+        """VGG19 features of `x` at `layers`: by Winograd (fp32), or channels_last with convs in `dtype`."""
         if winograd:  # NNPACK reads plain NCHW
             return self.extractor(x, layers, pooling, use_winograd=True)
-        with autocast(self.device, dtype):
-            return self.extractor(x.contiguous(memory_format=torch.channels_last), layers, pooling)
+        return self.extractor_in(dtype)(x.contiguous(memory_format=torch.channels_last), layers, pooling)
+
+    def extractor_in(self, dtype: torch.dtype | None) -> Extractor:
+        """The extractor with its convs in `dtype` (None: float32), cast once per process."""
+        if dtype is None:
+            return self.extractor
+        if dtype not in self._cast:
+            self._cast[dtype] = self.extractor.cast(dtype)
+        return self._cast[dtype]
 
     def style_grams(self, style: Image.Image, digest: str, long_side: int, params: StyleParams,
                     reference: torch.Tensor | None, dtype: torch.dtype | None,

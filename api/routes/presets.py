@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1", tags=["service"])
 
 # Wall seconds of one job at 512 px on the project's 2-core CPU machine without bf16 (AVX2 only,
 # fp32), tübingen × Picasso, one process per run, quiet (bench/RESULTS.md, second session of
-# 2026-12-05). CPUs with bf16 arithmetic (AVX512-BF16, AMX) run bf16 autocast, about half as
+# 2026-12-05). CPUs with bf16 arithmetic (AVX512-BF16, AMX) run bf16 convs, about half as
 # long (an AMD EPYC with AVX512-BF16: 14.4, 20.8, 45.4 s). Re-measure when PRESETS are retuned:
 # `fast` was on 2026-12-06 (6 iterations at 512 px and a previous-scale style term) for the same
 # time within 5% (14.9 s on that AMD CPU). Winograd convs (2026-12-06) then cut an AVX2 CPU's

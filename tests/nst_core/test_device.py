@@ -1,4 +1,4 @@
-"""Precision choice: bf16 autocast only where the CPU does bf16 in hardware; Winograd only on AVX2 CPUs."""
+"""Precision choice: bf16 convs only where the CPU does bf16 in hardware; Winograd only on AVX2 CPUs."""
 
 from __future__ import annotations
 
@@ -39,5 +39,5 @@ def test_the_flags_are_read_from_this_machine() -> None:
     assert {"fpu", "sse2"} <= cpu.flags()
 
 
-def test_fp32_precision_never_autocasts() -> None:
+def test_fp32_precision_never_casts_the_convs() -> None:
     assert fast_dtype(torch.device("cpu"), "fp32") is None

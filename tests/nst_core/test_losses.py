@@ -24,7 +24,7 @@ def test_gram_is_symmetric_float32_and_size_independent():
     torch.testing.assert_close(g, g.transpose(1, 2))
     # tiling the same features spatially leaves the normalized Gram unchanged
     torch.testing.assert_close(gram(f.repeat(1, 1, 2, 3)), g)
-    # bf16 features (from autocast) come back as a float32 Gram
+    # bf16 features (from bf16 convs) come back as a float32 Gram
     assert gram(f.bfloat16()).dtype == torch.float32
 
 

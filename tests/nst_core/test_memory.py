@@ -50,11 +50,11 @@ def _probe(mode: str) -> dict:
 def test_freed_tensors_are_reused_without_new_page_faults():
     kept, default = _probe("keep"), _probe("default")
     assert kept["kept"] is True
-    # glibc's default hands large blocks back to the kernel on free: every evaluation faults in
-    # tens of MiB again (7,600-23,000 pages of 4 KiB measured in the fourth)
-    assert default["rounds"][-1] > 4000
-    # kept in the heap, the fourth evaluation reuses the earlier ones' pages (0 measured)
-    assert kept["rounds"][-1] < 400
+    # glibc's default hands large blocks back to the kernel on free: each later evaluation faults
+    # in MiBs again (3,000-24,500 pages of 4 KiB each, 21,000-60,000 in the three, measured)
+    assert sum(default["rounds"][1:]) > 8000
+    # kept in the heap, the third and fourth reuse the earlier ones' pages (0 measured)
+    assert sum(kept["rounds"][2:]) < 400
 
 
 def test_release_gives_the_kept_memory_back():

@@ -1,6 +1,6 @@
 """The Stylizer end to end on tiny images: convergence, seeds, blends, color, cancel, cache, progress.
 
-Runs use 32-64 px and a handful of iterations in fp32 (bf16 autocast only where it is the subject):
+Runs use 32-64 px and a handful of iterations in fp32 (bf16 convs only where they are the subject):
 on this machine a tiny bf16 step costs more than an fp32 one.
 """
 
@@ -404,3 +404,19 @@ def test_a_later_scale_gains_from_its_first_step(stylizer, content_image, style_
     # losses are read back at a scale's first and last iteration: before step 1 and before step 2
     assert len(second) == 2
     assert second[1] < 0.97 * second[0]
+
+
+def test_convs_cast_once_give_what_autocast_gives(stylizer):
+    torch.manual_seed(4)
+    x = torch.rand(1, 3, 40, 56)
+    layers = [*STYLE_LAYERS_DEFAULT, "relu4_2"]
+    ours = stylizer.features(x, layers, "max", torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = stylizer.extractor(x.contiguous(memory_format=torch.channels_last), layers, "max")
+    for name in layers:
+        assert ours[name].dtype == torch.bfloat16
+        assert torch.equal(ours[name], reference[name]), name
+    # one bf16 copy per process; the float32 extractor (Winograd, fp32 jobs) is left as it was
+    assert stylizer.extractor_in(torch.bfloat16) is stylizer.extractor_in(torch.bfloat16)
+    assert stylizer.extractor.convs[0].weight.dtype == torch.float32
+    assert stylizer.extractor_in(None) is stylizer.extractor
