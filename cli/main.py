@@ -11,7 +11,6 @@ import sys
 
 from pydantic import ValidationError
 
-from cli.jobs import add_job_parsers
 from service.settings import get_settings, is_loopback
 
 log = logging.getLogger("nst.cli")
@@ -88,6 +87,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of `nst`."""
+    from cli.jobs import add_job_parsers  # the SDK and httpx: `nst stylize` starts without them
+
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="nst", description="Neural style transfer service.",
                                      formatter_class=fmt)
