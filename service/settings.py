@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         60_000_000, ge=1024, description="All images of one request together, from headers."
     )
     max_concurrent_decodes: int = Field(2, ge=1, description="Images decoded at once per API.")
-    # A 2048 px job peaked at 7.5 GiB RSS with bf16 autocast on CPU, about 10 GB in fp32
+    # A 2048 px job peaked at 7.5 GiB RSS with bf16 convs on CPU, about 10 GB in fp32
     # (bench/RESULTS.md): workers without native bf16 and under 12 GB want 1024.
     max_size: int = Field(2048, ge=32, description="Largest output long side.")
     max_steps: int = Field(2000, ge=1, description="Largest total iterations of one job.")
