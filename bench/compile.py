@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     dtype = fast_dtype(torch.device("cpu"))
     eager = Extractor.load().to(memory_format=torch.channels_last)
-    eager = eager.cast(dtype) if dtype else eager
+    eager = eager.variant(dtype, torch.channels_last) if dtype else eager
     compiled = torch.compile(copy.deepcopy(eager), dynamic=args.dynamic)
     print(f"threads {torch.get_num_threads()}, convs in {dtype}, dynamic={args.dynamic}; seconds")
     print("| aspect | scale | iterations | eager / eval | compiled first call | compiled / eval "

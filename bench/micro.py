@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     plain = Extractor.load()
     cl = Extractor.load().to(memory_format=torch.channels_last)
-    extractors = {name: (cl.cast(dtype) if dtype else cl) if channels_last else plain
+    extractors = {name: (cl.variant(dtype, torch.channels_last) if dtype else cl) if channels_last else plain
                   for name, (dtype, channels_last, _) in VARIANTS.items()}
     print(f"threads {torch.get_num_threads()}; best of {args.reps}, seconds per evaluation")
     print("| size | " + " | ".join(VARIANTS) + " | fp32 / bf16+cl | fp32+cl / fp32+winograd |\n|---|"

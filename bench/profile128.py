@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import SHARED  # noqa: E402
-from nst_core.device import fast_dtype  # noqa: E402
+from nst_core.device import conv_mode  # noqa: E402
 from nst_core.params import StyleParams  # noqa: E402
 from nst_core.transfer import Stylizer  # noqa: E402
 
@@ -30,12 +30,12 @@ def bare_passes(stylizer: Stylizer, params: StyleParams, dims: tuple[int, int], 
     """Seconds for n forward+backward passes of VGG19 at `dims`, as the engine runs them."""
     x = torch.rand(1, 3, dims[1], dims[0], device=stylizer.device, requires_grad=True)
     layers = set(params.content_layers) | set(params.style_layers)
-    dtype = fast_dtype(stylizer.device, params.precision)
+    mode = conv_mode(stylizer.device, params.precision)
     t0 = 0.0
     for i in range(n + 3):  # three warm-up passes
         if i == 3:
             t0 = time.perf_counter()
-        feats = stylizer.features(x, layers, params.pooling, dtype)
+        feats = stylizer.features(x, layers, params.pooling, mode)
         sum(f.float().sum() for f in feats.values()).backward()
     return time.perf_counter() - t0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from nst_core import cpu, winograd
@@ -16,6 +18,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidParams(f"device '{name}' requested but CUDA is not available here", field="device")
     return device
+
+
+class ConvMode(NamedTuple):
+    """How VGG19's convs run: in `dtype` (None: float32), and by Winograd (fp32 on CPU only)."""
+
+    dtype: torch.dtype | None = None
+    winograd: bool = False
+
+
+def conv_mode(device: torch.device, precision: str = "auto") -> ConvMode:
+    """The conv mode of a job with `precision` on `device`."""
+    return ConvMode(fast_dtype(device, precision), use_winograd(device, precision))
 
 
 def fast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from nst_core import color, memory
 from nst_core.cache import GramCache, image_digest
-from nst_core.device import fast_dtype, resolve_device, use_winograd
+from nst_core.device import ConvMode, conv_mode, resolve_device
 from nst_core.errors import Canceled, InvalidParams
 from nst_core.lbfgs import LBFGS, carried_curvature
 from nst_core.losses import StyleTarget, content_loss, style_loss, style_target, tv_loss
@@ -55,6 +55,16 @@ def to_image(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array), "RGB")
 
 
+def _layout(mode: ConvMode) -> torch.memory_format:
+    """The memory format `mode`'s convs run fastest in.
+
+    NNPACK reads plain NCHW, and on the Winograd path the small convs left to oneDNN ran a `fast`
+    job 7% faster with NCHW weights than with channels_last ones, which made oneDNN reorder every
+    input (bench/RESULTS.md, 2026-12-07). Elsewhere oneDNN and cuDNN prefer channels_last.
+    """
+    return torch.contiguous_format if mode.winograd else torch.channels_last
+
+
 class Stylizer:
     """Holds the VGG19 extractor and the style-target cache of one process; runs jobs."""
 
@@ -65,7 +75,7 @@ class Stylizer:
             torch.backends.cudnn.benchmark = True
         self.weights = weights
         self.extractor = Extractor.load(weights).to(self.device, memory_format=torch.channels_last)
-        self._cast: dict[torch.dtype, Extractor] = {}
+        self._variants: dict[ConvMode, Extractor] = {ConvMode(): self.extractor}
         self.grams = GramCache(cache_entries)
         memory.keep_freed_memory()
 
@@ -114,34 +124,30 @@ class Stylizer:
         return [w / sum(weights) for w in weights]
 
     def features(self, x: torch.Tensor, layers: Iterable[str], pooling: str,
-                 dtype: torch.dtype | None, winograd: bool = False) -> dict[str, torch.Tensor]:
-        """VGG19 features of `x` at `layers`: by Winograd (fp32), or channels_last with convs in `dtype`."""
-        if winograd:  # NNPACK reads plain NCHW
-            return self.extractor(x, layers, pooling, use_winograd=True)
-        return self.extractor_in(dtype)(x.contiguous(memory_format=torch.channels_last), layers, pooling)
+                 mode: ConvMode = ConvMode()) -> dict[str, torch.Tensor]:
+        """VGG19 features of `x` at `layers`, with the convs run as `mode` says."""
+        x = x.contiguous(memory_format=_layout(mode))
+        return self.extractor_for(mode)(x, layers, pooling, use_winograd=mode.winograd)
 
-    def extractor_in(self, dtype: torch.dtype | None) -> Extractor:
-        """The extractor with its convs in `dtype` (None: float32), cast once per process."""
-        if dtype is None:
-            return self.extractor
-        if dtype not in self._cast:
-            self._cast[dtype] = self.extractor.cast(dtype)
-        return self._cast[dtype]
+    def extractor_for(self, mode: ConvMode) -> Extractor:
+        """The extractor with its convs in `mode`'s dtype and layout, made once per process."""
+        if mode not in self._variants:
+            self._variants[mode] = self.extractor.variant(mode.dtype, _layout(mode))
+        return self._variants[mode]
 
     def style_grams(self, style: Image.Image, digest: str, long_side: int, params: StyleParams,
-                    reference: torch.Tensor | None, dtype: torch.dtype | None,
-                    winograd: bool = False) -> dict[str, StyleTarget]:
+                    reference: torch.Tensor | None, mode: ConvMode = ConvMode()) -> dict[str, StyleTarget]:
         """Gram targets of one style at one size; cached by the style's content hash."""
         key = (self.weights, digest, long_side, tuple(sorted(params.style_layers)), params.pooling,
                tuple(sorted(params.style_clip.items())),
-               dtype, winograd, None if reference is None else image_digest(to_image(reference)))
+               mode, None if reference is None else image_digest(to_image(reference)))
         grams = self.grams.get(key)
         if grams is None:
             s = to_tensor(style, scale_dims(style.size, long_side), self.device)
             if reference is not None:
                 s = color.match_histogram(s, reference)
             with torch.no_grad():
-                feats = self.features(s, params.style_layers, params.pooling, dtype, winograd)
+                feats = self.features(s, params.style_layers, params.pooling, mode)
             grams = {name: style_target(f, params.style_clip.get(name)) for name, f in feats.items()}
             self.grams.put(key, grams)
         return grams
@@ -161,8 +167,7 @@ class _Run:
         self.on_progress = on_progress
         self.schedule = params.schedule()
         self.dims = [scale_dims(self.content.size, size) for size in self.schedule.sizes]
-        self.dtype = fast_dtype(stylizer.device, params.precision)
-        self.winograd = use_winograd(stylizer.device, params.precision)
+        self.mode = conv_mode(stylizer.device, params.precision)
         # ETA weighs each remaining iteration by its pixel count: a 512 px step costs ~4x a 256 px one.
         self.work = [w * h * n for (w, h), n in zip(self.dims, self.schedule.iterations, strict=True)]
         self.total_steps = sum(self.schedule.iterations)
@@ -206,15 +211,14 @@ class _Run:
     def _targets(self, content_t: torch.Tensor, index: int) -> tuple[dict, list[dict]]:
         t0 = time.perf_counter()
         with torch.no_grad():
-            content_feats = self.s.features(content_t, self.p.content_layers, self.p.pooling, self.dtype,
-                                             self.winograd)
+            content_feats = self.s.features(content_t, self.p.content_layers, self.p.pooling, self.mode)
         content_feats = {k: v.float() for k, v in content_feats.items()}
         self.timings["content_targets"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         long_side = round(self.schedule.sizes[index] * self.p.style_scale)
         reference = content_t if self.p.color == "histogram" else None
         hits_before = self.s.grams.hits
-        style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.dtype, self.winograd)
+        style_grams = [self.s.style_grams(st, d, long_side, self.p, reference, self.mode)
                        for st, d in zip(self.styles, self.digests, strict=True)]
         self.cache_hits += self.s.grams.hits - hits_before
         self.grams_per_scale.append(style_grams)
@@ -240,14 +244,14 @@ class _Run:
                   index: int) -> tuple[torch.Tensor, int]:
         content_feats, style_grams = targets
         layers = set(self.p.content_layers) | set(self.p.style_layers)
-        loss_scale = FP16_LOSS_SCALE if self.dtype == torch.float16 else 1.0
+        loss_scale = FP16_LOSS_SCALE if self.mode.dtype == torch.float16 else 1.0
         content_weight = self.p.content_weight_at(index, len(self.dims))
         previous = self._previous_scale(index)
         terms: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
             x.grad = None
-            feats = self.s.features(x, layers, self.p.pooling, self.dtype, self.winograd)
+            feats = self.s.features(x, layers, self.p.pooling, self.mode)
             terms["content"] = content_loss(feats, content_feats, self.p.content_layers)
             terms["style"] = self._style_loss(feats, style_grams)
             if previous is not None:
@@ -256,7 +260,7 @@ class _Run:
                 weight, dims, grams = previous
                 small = F.interpolate(x, size=(dims[1], dims[0]), mode="bilinear", antialias=True,
                                       align_corners=False)
-                feats = self.s.features(small, self.p.style_layers, self.p.pooling, self.dtype, self.winograd)
+                feats = self.s.features(small, self.p.style_layers, self.p.pooling, self.mode)
                 terms["style"] = terms["style"] + weight * self._style_loss(feats, grams)
             terms["tv"] = tv_loss(x)
             loss = (content_weight * terms["content"] + self.p.style_weight * terms["style"]

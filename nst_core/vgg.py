@@ -50,15 +50,18 @@ class Extractor(nn.Module):
         convs, convention = load_vgg19_convs(source, convs_needed(layers))
         return cls(convs, convention)
 
-    def cast(self, dtype: torch.dtype) -> Extractor:
-        """A copy whose convs run in `dtype` (bf16, fp16); the input is still normalized in float32.
+    def variant(self, dtype: torch.dtype | None, memory_format: torch.memory_format) -> Extractor:
+        """A copy whose convs run in `dtype` (None: as they are) on inputs in `memory_format`.
 
         What autocast does, without casting the 20M weights again at every conv call: that cost
         5% of an evaluation at 128 px and 2% at 512 px on 2 cores (bench/RESULTS.md, 2026-12-06).
+        The input is still normalized in float32.
         """
-        low = copy.deepcopy(self)
-        low.convs.to(dtype)
-        return low
+        copy_ = copy.deepcopy(self)
+        copy_.convs.to(memory_format=memory_format)
+        if dtype is not None:
+            copy_.convs.to(dtype)
+        return copy_
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """RGB 0..1 -> what the weights were trained on, in the convs' dtype."""

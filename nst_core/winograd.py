@@ -33,7 +33,7 @@ def pays(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     """Whether the Winograd path beats the direct kernel for `conv` on input `x` (fp32, CPU)."""
     pixels = x.shape[-2] * x.shape[-1]
     return (conv.in_channels >= MIN_IN_CHANNELS and pixels >= MIN_PIXELS
-            and conv.in_channels * pixels <= MAX_ELEMENTS)
+            and conv.in_channels * pixels <= MAX_ELEMENTS and available())
 
 
 class _Conv3x3(torch.autograd.Function):

@@ -13,6 +13,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from nst_core.color import _RGB2YIQ
+from nst_core.device import ConvMode
 from nst_core.errors import Canceled, InvalidParams, NstError
 from nst_core.losses import content_loss, style_loss, style_target
 from nst_core.params import STYLE_LAYERS_DEFAULT, StyleParams
@@ -410,13 +411,14 @@ def test_convs_cast_once_give_what_autocast_gives(stylizer):
     torch.manual_seed(4)
     x = torch.rand(1, 3, 40, 56)
     layers = [*STYLE_LAYERS_DEFAULT, "relu4_2"]
-    ours = stylizer.features(x, layers, "max", torch.bfloat16)
+    bf16 = ConvMode(torch.bfloat16)
+    ours = stylizer.features(x, layers, "max", bf16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reference = stylizer.extractor(x.contiguous(memory_format=torch.channels_last), layers, "max")
     for name in layers:
         assert ours[name].dtype == torch.bfloat16
         assert torch.equal(ours[name], reference[name]), name
-    # one bf16 copy per process; the float32 extractor (Winograd, fp32 jobs) is left as it was
-    assert stylizer.extractor_in(torch.bfloat16) is stylizer.extractor_in(torch.bfloat16)
+    # one bf16 copy per process; the float32 extractor (fp32 jobs) is left as it was
+    assert stylizer.extractor_for(bf16) is stylizer.extractor_for(bf16)
     assert stylizer.extractor.convs[0].weight.dtype == torch.float32
-    assert stylizer.extractor_in(None) is stylizer.extractor
+    assert stylizer.extractor_for(ConvMode()) is stylizer.extractor

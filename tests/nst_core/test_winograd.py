@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nst_core import cpu, winograd
-from nst_core.device import use_winograd
+from nst_core.device import ConvMode, use_winograd
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2"]
 
@@ -31,6 +31,23 @@ def test_winograd_features_and_gradient_match_the_direct_convs(extractor) -> Non
     grad_error = ((fast_grad - direct_grad).norm() / direct_grad.norm()).item()
     # A different kernel ran (Winograd rounds differently), and it agrees to fp32 working accuracy.
     assert 0 < grad_error < 1e-2
+
+
+@pytest.mark.skipif(not winograd.available(), reason="this torch has no NNPACK on this CPU")
+def test_the_winograd_mode_keeps_its_own_nchw_weights(stylizer) -> None:
+    mode = ConvMode(winograd=True)
+    ours = stylizer.extractor_for(mode)
+    # NNPACK and the small convs left to oneDNN both read NCHW: no reorder of the input per call.
+    assert all(conv.weight.is_contiguous() for conv in ours.convs)
+    assert stylizer.extractor_for(mode) is ours
+    assert stylizer.extractor.convs[1].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    fast = stylizer.features(x, LAYERS, "max", mode)
+    direct = stylizer.features(x, LAYERS, "max")
+    for name in LAYERS:
+        assert fast[name].is_contiguous()
+        error = ((fast[name] - direct[name]).norm() / direct[name].norm()).item()
+        assert error < 1e-4, (name, error)
 
 
 def test_small_maps_rgb_input_and_print_sized_maps_keep_the_direct_conv(extractor) -> None:
