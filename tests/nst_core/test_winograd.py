@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -64,3 +67,16 @@ def test_winograd_only_for_auto_precision_on_a_cpu_without_avx512() -> None:
     assert use_winograd(torch.device("cpu"), "auto") is expected
     assert use_winograd(torch.device("cpu"), "fp32") is False
     assert use_winograd(torch.device("cuda"), "auto") is False
+
+
+@pytest.mark.skipif(not winograd.available(), reason="this torch has no NNPACK on this CPU")
+def test_an_extractor_runs_winograd_in_a_process_that_has_not_asked_for_nnpack_yet() -> None:
+    # NNPACK fails every call until it is initialised; the extractor must not rely on a caller
+    # (the engine's conv-mode choice) having done it first.
+    probe = ("import torch; from nst_core.vgg import Extractor; "
+             "x = torch.rand(1, 3, 96, 128, requires_grad=True); "
+             "feats = Extractor.load(layers=['relu2_1'])(x, ['relu2_1'], use_winograd=True); "
+             "feats['relu2_1'].sum().backward(); print(float(x.grad.abs().sum()) > 0)")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "True"
