@@ -58,9 +58,9 @@ def to_image(x: torch.Tensor) -> Image.Image:
 def _layout(mode: ConvMode) -> torch.memory_format:
     """The memory format `mode`'s convs run fastest in.
 
-    NNPACK reads plain NCHW, and on the Winograd path the small convs left to oneDNN ran a `fast`
-    job 7% faster with NCHW weights than with channels_last ones, which made oneDNN reorder every
-    input (bench/RESULTS.md, 2026-12-07). Elsewhere oneDNN and cuDNN prefer channels_last.
+    NNPACK reads plain NCHW. With channels_last weights, oneDNN reordered the input of every
+    small conv it kept on the Winograd path: NCHW weights cut an evaluation at 512 px to 0.94x
+    on an AVX2 CPU (bench/RESULTS.md, 2026-12-07). Elsewhere oneDNN and cuDNN prefer channels_last.
     """
     return torch.contiguous_format if mode.winograd else torch.channels_last
 

