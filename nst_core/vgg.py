@@ -61,6 +61,7 @@ class Extractor(nn.Module):
         copy_.convs.to(memory_format=memory_format)
         if dtype is not None:
             copy_.convs.to(dtype)
+        copy_._winograd_kernels = None  # made from these weights when first needed
         return copy_
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
