@@ -64,8 +64,8 @@ def main() -> None:
     for name, aspect in ASPECTS.items():
         for w, h, n in shapes(args.size, aspect):
             x = torch.rand(1, 3, h, w, requires_grad=True)
-            _, t_eager = timed(lambda x=x: one_eval(eager, x, True, False), args.reps)
-            first, t_comp = timed(lambda x=x: one_eval(compiled, x, True, False), args.reps)
+            _, t_eager = timed(lambda x=x: one_eval(eager, x, True), args.reps)
+            first, t_comp = timed(lambda x=x: one_eval(compiled, x, True), args.reps)
             compile_s = max(0.0, first - t_comp)
             cost, saved = cost + compile_s, saved + n * (t_eager - t_comp)
             print(f"| {name} | {w}x{h} | {n} | {t_eager:.3f} | {first:.1f} | {t_comp:.3f} | "

@@ -24,10 +24,10 @@ VARIANTS = {"fp32": (None, False, False), "fp32+cl": (None, True, False),
 SIZES = [(64, 48), (96, 72), (128, 96), (181, 136), (256, 192), (362, 272), (512, 384)]
 
 
-def one_eval(extractor: Extractor, x: torch.Tensor, channels_last: bool, winograd: bool) -> None:
-    """One forward+backward, as the engine's closure does it (the extractor's convs set the dtype)."""
+def one_eval(extractor: Extractor, x: torch.Tensor, channels_last: bool) -> None:
+    """One forward+backward, as the engine's closure does it (the extractor sets dtype and kernels)."""
     xi = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-    feats = extractor(xi, LAYERS, use_winograd=winograd)
+    feats = extractor(xi, LAYERS)
     sum(f.float().pow(2).mean() for f in feats.values()).backward()
 
 
@@ -36,9 +36,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     plain = Extractor.load()
-    cl = Extractor.load().to(memory_format=torch.channels_last)
-    extractors = {name: (cl.variant(dtype, torch.channels_last) if dtype else cl) if channels_last else plain
-                  for name, (dtype, channels_last, _) in VARIANTS.items()}
+    layouts = {True: torch.channels_last, False: torch.contiguous_format}
+    extractors = {name: plain.variant(dtype, layouts[channels_last], winograd)
+                  for name, (dtype, channels_last, winograd) in VARIANTS.items()}
     print(f"threads {torch.get_num_threads()}; best of {args.reps}, seconds per evaluation")
     print("| size | " + " | ".join(VARIANTS) + " | fp32 / bf16+cl | fp32+cl / fp32+winograd |\n|---|"
           + "---:|" * (len(VARIANTS) + 2))
@@ -46,9 +46,9 @@ def main() -> None:
         x = torch.rand(1, 3, h, w, requires_grad=True)
         best = dict.fromkeys(VARIANTS, float("inf"))
         for _ in range(args.reps):
-            for name, (_, channels_last, winograd) in VARIANTS.items():
+            for name, (_, channels_last, _) in VARIANTS.items():
                 t0 = time.perf_counter()
-                one_eval(extractors[name], x, channels_last, winograd)
+                one_eval(extractors[name], x, channels_last)
                 best[name] = min(best[name], time.perf_counter() - t0)
         cells = " | ".join(f"{best[n]:.3f}" for n in VARIANTS)
         print(f"| {w}x{h} | {cells} | {best['fp32'] / best['bf16+cl']:.2f} | "

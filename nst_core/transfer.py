@@ -127,12 +127,12 @@ class Stylizer:
                  mode: ConvMode = ConvMode()) -> dict[str, torch.Tensor]:
         """VGG19 features of `x` at `layers`, with the convs run as `mode` says."""
         x = x.contiguous(memory_format=_layout(mode))
-        return self.extractor_for(mode)(x, layers, pooling, use_winograd=mode.winograd)
+        return self.extractor_for(mode)(x, layers, pooling)
 
     def extractor_for(self, mode: ConvMode) -> Extractor:
         """The extractor with its convs in `mode`'s dtype and layout, made once per process."""
         if mode not in self._variants:
-            self._variants[mode] = self.extractor.variant(mode.dtype, _layout(mode))
+            self._variants[mode] = self.extractor.variant(mode.dtype, _layout(mode), mode.winograd)
         return self._variants[mode]
 
     def style_grams(self, style: Image.Image, digest: str, long_side: int, params: StyleParams,

@@ -42,6 +42,9 @@ class Extractor(nn.Module):
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False).eval()
+        # Whether the large convs run through NNPACK's Winograd kernels (fp32 CPU only): set by
+        # `variant`, because those kernels read NCHW and the layout is the variant's.
+        self.winograd = False
         self._winograd_kernels: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
@@ -50,8 +53,10 @@ class Extractor(nn.Module):
         convs, convention = load_vgg19_convs(source, convs_needed(layers))
         return cls(convs, convention)
 
-    def variant(self, dtype: torch.dtype | None, memory_format: torch.memory_format) -> Extractor:
-        """A copy whose convs run in `dtype` (None: as they are) on inputs in `memory_format`.
+    def variant(self, dtype: torch.dtype | None, memory_format: torch.memory_format,
+                winograd: bool = False) -> Extractor:
+        """A copy whose convs run in `dtype` (None: as they are) on inputs in `memory_format`,
+        the large ones by Winograd when `winograd` (fp32 CPU, NCHW).
 
         What autocast does, without casting the 20M weights again at every conv call: that cost
         5% of an evaluation at 128 px and 2% at 512 px on 2 cores (bench/RESULTS.md, 2026-12-06).
@@ -61,6 +66,7 @@ class Extractor(nn.Module):
         copy_.convs.to(memory_format=memory_format)
         if dtype is not None:
             copy_.convs.to(dtype)
+        copy_.winograd = winograd
         copy_._winograd_kernels = None  # made from these weights when first needed
         return copy_
 
@@ -68,12 +74,9 @@ class Extractor(nn.Module):
         """RGB 0..1 -> what the weights were trained on, in the convs' dtype."""
         return ((x.index_select(1, self.order) - self.mean) / self.std).to(self.convs[0].weight.dtype)
 
-    def forward(
-        self, x: torch.Tensor, layers: Iterable[str], pooling: str = "max", use_winograd: bool = False
-    ) -> dict[str, torch.Tensor]:
-        """Features of `x` at `layers`, computing nothing past the deepest one.
-
-        `use_winograd` (fp32 CPU only) runs the large convs through NNPACK's Winograd kernels."""
+    def forward(self, x: torch.Tensor, layers: Iterable[str],
+                pooling: str = "max") -> dict[str, torch.Tensor]:
+        """Features of `x` at `layers`, computing nothing past the deepest one."""
         wanted = set(layers)
         unknown = wanted - _CONV_OF.keys()
         if unknown:
@@ -86,7 +89,7 @@ class Extractor(nn.Module):
         h = self.normalize(x)
         for i in range(last + 1):
             name_conv, name_relu = _CONV_NAMES[i]
-            h = self._conv(i, h, use_winograd)
+            h = self._conv(i, h)
             if name_conv in wanted:
                 feats[name_conv] = h
             h = F.relu(h)
@@ -96,9 +99,9 @@ class Extractor(nn.Module):
                 h = pool(h, 2)
         return feats
 
-    def _conv(self, i: int, h: torch.Tensor, use_winograd: bool) -> torch.Tensor:
+    def _conv(self, i: int, h: torch.Tensor) -> torch.Tensor:
         conv = self.convs[i]
-        if not (use_winograd and winograd.pays(conv, h)):
+        if not (self.winograd and winograd.pays(conv, h)):
             return conv(h)
         if self._winograd_kernels is None:
             self._winograd_kernels = [winograd.kernels(c) for c in self.convs]

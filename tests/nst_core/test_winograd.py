@@ -14,9 +14,9 @@ from nst_core.device import ConvMode, use_winograd
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2"]
 
 
-def _features_and_grad(extractor, x: torch.Tensor, use: bool) -> tuple[dict, torch.Tensor]:
+def _features_and_grad(extractor, x: torch.Tensor) -> tuple[dict, torch.Tensor]:
     x = x.clone().requires_grad_(True)
-    feats = extractor(x, LAYERS, use_winograd=use)
+    feats = extractor(x, LAYERS)
     sum((f ** 2).mean() for f in feats.values()).backward()
     return {k: v.detach() for k, v in feats.items()}, x.grad
 
@@ -26,8 +26,8 @@ def test_winograd_features_and_gradient_match_the_direct_convs(extractor) -> Non
     # 192x256 puts conv1_2 .. conv3_4 at or above the size where Winograd is used.
     x = torch.rand(1, 3, 192, 256, generator=torch.Generator().manual_seed(0))
     assert winograd.pays(extractor.convs[1], torch.empty(1, 64, 192, 256))
-    direct, direct_grad = _features_and_grad(extractor, x, use=False)
-    fast, fast_grad = _features_and_grad(extractor, x, use=True)
+    direct, direct_grad = _features_and_grad(extractor, x)
+    fast, fast_grad = _features_and_grad(extractor.variant(None, torch.contiguous_format, winograd=True), x)
     for name in LAYERS:
         error = ((fast[name] - direct[name]).norm() / direct[name].norm()).item()
         assert error < 1e-4, (name, error)
@@ -75,7 +75,8 @@ def test_an_extractor_runs_winograd_in_a_process_that_has_not_asked_for_nnpack_y
     # (the engine's conv-mode choice) having done it first.
     probe = ("import torch; from nst_core.vgg import Extractor; "
              "x = torch.rand(1, 3, 96, 128, requires_grad=True); "
-             "feats = Extractor.load(layers=['relu2_1'])(x, ['relu2_1'], use_winograd=True); "
+             "ours = Extractor.load(layers=['relu2_1']).variant(None, torch.contiguous_format, True); "
+             "feats = ours(x, ['relu2_1']); "
              "feats['relu2_1'].sum().backward(); print(float(x.grad.abs().sum()) > 0)")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
