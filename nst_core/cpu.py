@@ -6,6 +6,9 @@ import functools
 import os
 from pathlib import Path
 
+# libgomp's spin before a waiting thread sleeps, in its own units (100000 about 1 ms).
+GOMP_SPINCOUNT = "10000"
+
 
 def has_native_bf16(flags: frozenset[str]) -> bool:
     """Whether CPU flags (as /proc/cpuinfo names them) include bf16 arithmetic in hardware."""
@@ -35,11 +38,15 @@ def flags() -> frozenset[str]:
 
 
 def quiet_openmp_between_ops() -> None:
-    """Let OpenMP's threads sleep between ops where NNPACK's pool shares the cores with them.
+    """Let OpenMP's threads spin only briefly between ops where NNPACK's pool shares the cores.
 
     Spinning OpenMP threads starve NNPACK's Winograd convs (nst_core/winograd.py): on 2 AVX2
-    cores the 512 px scale took 14.1 s with them spinning and 10.8 s with them asleep
-    (bench/RESULTS.md, second session of 2026-12-06). Only takes effect before torch is imported.
+    cores the 512 px scale took 14.1 s with libgomp's default spin (about 3 ms) and 10.8 s with
+    none (bench/RESULTS.md, second session of 2026-12-06). A spin of about 0.1 ms catches the next
+    op without starving NNPACK: a `fast` job 4-6% shorter than with none, a `balanced` one 5-10%
+    (bench/RESULTS.md, 2026-12-07, second session). Only takes effect before torch is imported;
+    values already in the environment win.
     """
     if prefers_winograd(flags()):
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # for OpenMP runtimes other than libgomp
+        os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
