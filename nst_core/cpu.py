@@ -43,8 +43,8 @@ def quiet_openmp_between_ops() -> None:
     Spinning OpenMP threads starve NNPACK's Winograd convs (nst_core/winograd.py): on 2 AVX2
     cores the 512 px scale took 14.1 s with libgomp's default spin (about 3 ms) and 10.8 s with
     none (bench/RESULTS.md, second session of 2026-12-06). A spin of about 0.1 ms catches the next
-    op without starving NNPACK: a `fast` job 4-6% shorter than with none, a `balanced` one 5-10%
-    (bench/RESULTS.md, 2026-12-07, second session). Only takes effect before torch is imported;
+    op without starving NNPACK: `fast` jobs 2-8% shorter than with none (median 5%), `balanced`
+    5-10% (bench/RESULTS.md, second session of 2026-12-07). Only takes effect before torch is imported;
     values already in the environment win.
     """
     if prefers_winograd(flags()):
