@@ -44,8 +44,8 @@ def quiet_openmp_between_ops() -> None:
     cores the 512 px scale took 14.1 s with libgomp's default spin (about 3 ms) and 10.8 s with
     none (bench/RESULTS.md, second session of 2026-12-06). A spin of about 0.1 ms catches the next
     op without starving NNPACK: `fast` jobs 2-8% shorter than with none (median 5%), `balanced`
-    5-10% (bench/RESULTS.md, second session of 2026-12-07). Only takes effect before torch is imported;
-    values already in the environment win.
+    5-10% (bench/RESULTS.md, second session of 2026-12-07). Only takes effect before torch is
+    imported; values already in the environment win.
     """
     if prefers_winograd(flags()):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # for OpenMP runtimes other than libgomp

@@ -14,8 +14,8 @@ router = APIRouter(prefix="/v1", tags=["service"])
 # Wall seconds of one job at 512 px on the project's 2-core CPU machine without bf16 (AVX2 only:
 # Winograd fp32 convs), tübingen × Picasso, one process per run (bench/RESULTS.md, second session
 # of 2026-12-07, where pastiche took 716 s; on the first session's slower VM of the same CPU
-# model, jobs and pastiche took 1.4-1.7x as long). CPUs with bf16 arithmetic (AVX512-BF16, AMX) run bf16
-# convs, about half as long (an AMD EPYC with AVX512-BF16, 2026-12-06: `fast` 12.5 s,
+# model, jobs and pastiche took 1.4-1.7x as long). CPUs with bf16 arithmetic (AVX512-BF16, AMX)
+# run bf16 convs, about half as long (an AMD EPYC with AVX512-BF16, 2026-12-06: `fast` 12.5 s,
 # `balanced` 16.6 s). Re-measure when PRESETS are retuned.
 TYPICAL_SECONDS_512_CPU: dict[str, float] = {"fast": 18.8, "balanced": 26.5, "high": 76.6}
 
