@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,9 @@ def stack_factory(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         return stack
 
     yield make
-    for stack in stacks:
-        stack.stop()
+    # Side by side: each worker takes seconds to shut down, and one by one the stacks took 22 s.
+    with ThreadPoolExecutor(max_workers=max(1, len(stacks))) as pool:
+        list(pool.map(Stack.stop, stacks))
 
 
 @pytest.hookimpl(hookwrapper=True)
