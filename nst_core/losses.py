@@ -17,6 +17,35 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return _Gram.apply(features)
 
 
+# Positions per block of a reduced-precision Gram (`_product`).
+GRAM_BLOCK = 1024
+
+
+def _product(f: torch.Tensor) -> torch.Tensor:
+    """The features' matrix times its transpose, (N, C, C) in float32.
+
+    bf16 channels_last features (bf16 convs) are multiplied in bf16, in blocks of GRAM_BLOCK
+    positions whose products are summed in float32. One float32 product over all positions, as
+    before, took 28 ms for relu1_1 at 512 px on an AMD EPYC with AVX512-BF16, 16 of them in the
+    cast to float32; one bf16 product 36 ms, the CPU's matmul splitting poorly along 196,608
+    positions; the blocks 4 ms (bench/RESULTS.md, third session of 2026-12-07). Each block's
+    product is rounded to bf16, an error of about 1e-4 to 2e-3 of the Gram, below that of the
+    bf16 features themselves.
+    """
+    m = _matrix(f)
+    if f.dtype != torch.bfloat16 or f.is_contiguous():  # fp16's range would overflow in the blocks
+        m = m.float()
+        return m @ m.transpose(1, 2) if f.is_contiguous() else m.transpose(1, 2) @ m
+    n, positions, c = m.shape
+    whole = positions // GRAM_BLOCK * GRAM_BLOCK
+    rest = m[:, whole:]
+    product = (rest.transpose(1, 2) @ rest).float()
+    if whole:
+        blocks = m[:, :whole].reshape(-1, GRAM_BLOCK, c)
+        product += (blocks.transpose(1, 2) @ blocks).float().view(n, -1, c, c).sum(1)
+    return product
+
+
 def _matrix(t: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) as the matrix its memory already is: (N, C, H*W), or (N, H*W, C) if channels_last."""
     n, c, h, w = t.shape
@@ -30,7 +59,7 @@ class _Gram(torch.autograd.Function):
 
     Autograd's own backward of f @ f.T takes two matmuls whose results lie in different
     layouts and then adds them: at 512 px that cost a tenth of an fp32 evaluation (bench/gram.py).
-    The product is taken in float32; the backward runs in the features' dtype (bf16 from
+    The product comes out in float32 (`_product`); the backward runs in the features' dtype (bf16 from
     bf16 convs) with 1/(C*H*W) folded into the small C x C factor, and writes into a fresh tensor,
     into which autograd adds the next conv's gradient in place. A float32 copy of relu1_1 at
     512 px, its division, its cast back to bf16 and an out-of-place sum cost as much as the matmuls.
@@ -39,9 +68,7 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, f: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(f)
-        m = _matrix(f).float()
-        product = m @ m.transpose(1, 2) if f.is_contiguous() else m.transpose(1, 2) @ m
-        return product / f[0].numel()
+        return _product(f) / f[0].numel()
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
