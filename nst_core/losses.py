@@ -25,12 +25,11 @@ def _product(f: torch.Tensor) -> torch.Tensor:
     """The features' matrix times its transpose, (N, C, C) in float32.
 
     bf16 channels_last features (bf16 convs) are multiplied in bf16, in blocks of GRAM_BLOCK
-    positions whose products are summed in float32. One float32 product over all positions, as
-    before, took 28 ms for relu1_1 at 512 px on an AMD EPYC with AVX512-BF16, 16 of them in the
-    cast to float32; one bf16 product 36 ms, the CPU's matmul splitting poorly along 196,608
-    positions; the blocks 4 ms (bench/RESULTS.md, third session of 2026-12-07). Each block's
-    product is rounded to bf16, an error of about 1e-4 to 2e-3 of the Gram, below that of the
-    bf16 features themselves.
+    positions whose products are summed in float32. For relu1_1 at 512 px on an AMD EPYC with
+    AVX512-BF16, a cast to float32 and one float32 product took 28 ms, one bf16 product 36 ms (the
+    CPU's matmul splits 196,608 positions poorly), the blocks 4 ms; a `fast` job got 7% shorter
+    (bench/RESULTS.md, third session of 2026-12-07). Each block's product is rounded to bf16, an
+    error of 1e-4 to 2e-3 of the Gram, below that of the bf16 features themselves.
     """
     m = _matrix(f)
     if f.dtype != torch.bfloat16 or f.is_contiguous():  # fp16's range would overflow in the blocks
