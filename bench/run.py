@@ -2,7 +2,7 @@
 
 Every run is a separate process on the same inputs, timed wall-clock with its
 own peak RSS (os.wait4), and scored by the one fixed evaluator (bench/evaluate.py).
-Usage: python bench/run.py [--content C --style S] [--out DIR] [--results bench/RESULTS.md]
+Usage: python bench/run.py [--content C --style S] [--presets ...] [--repeat N] [--out DIR]
 """
 
 from __future__ import annotations
