@@ -165,6 +165,27 @@ def test_features_file_too_short_for_requested_layers(tmp_path, extractor):
         Extractor.load(f"{path}:caffe", layers=["relu2_1"])
 
 
+def test_features_file_with_a_wrong_shape_names_it(tmp_path, extractor):
+    path = tmp_path / "cut.pth"
+    _write_features_file(path, extractor, n_convs=2)
+    state = torch.load(path, weights_only=True)
+    state["features.2.weight"] = state["features.2.weight"][:, :32].contiguous()
+    torch.save(state, path)
+    with pytest.raises(WeightsNotFound, match=r"\(64, 32, 3, 3\).*64->64"):
+        load_vgg19_convs(str(path), 2)
+
+
+def test_half_precision_file_loads_as_frozen_float32_convs(tmp_path, extractor, rgb_input):
+    path = tmp_path / "half.pth"
+    _write_features_file(path, extractor, n_convs=2)
+    torch.save({k: v.half() for k, v in torch.load(path, weights_only=True).items()}, path)
+    convs, _ = load_vgg19_convs(f"{path}:caffe", 2)
+    for conv, ours in zip(convs, extractor.convs, strict=False):
+        assert conv.weight.dtype == torch.float32 and not conv.weight.requires_grad
+        assert torch.equal(conv.weight, ours.weight.half().float())
+        assert conv.weight.device.type == "cpu"
+
+
 # --- the extractor --------------------------------------------------------------------------------
 
 EXPECTED = {
