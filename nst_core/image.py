@@ -5,6 +5,7 @@ Pillow, numpy and the stdlib only: the API process imports this without torch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -89,11 +90,10 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
             # SyntaxError, ValueError, struct.error, zlib.error...): all mean "bad bytes".
             raise InvalidImage(f"cannot decode {im.format} image: {e}") from e
         icc = im.info.get("icc_profile")
-        try:
-            # In place: _to_srgb makes the one copy an upright picture needs (a few ms at 1200x1528).
+        # A broken EXIF block is not worth refusing the picture over. In place: _to_srgb makes
+        # the one copy an upright picture needs (a few ms at 1200x1528).
+        with contextlib.suppress(Exception):
             ImageOps.exif_transpose(im, in_place=True)
-        except Exception:
-            pass  # a broken EXIF block is not worth refusing the picture over
         out = _to_srgb(im, icc)
     out.info = {}  # the ICC profile / EXIF described the source, not this RGB result
     return out
