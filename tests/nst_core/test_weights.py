@@ -175,7 +175,7 @@ def test_features_file_with_a_wrong_shape_names_it(tmp_path, extractor):
         load_vgg19_convs(str(path), 2)
 
 
-def test_half_precision_file_loads_as_frozen_float32_convs(tmp_path, extractor, rgb_input):
+def test_half_precision_file_loads_as_frozen_float32_convs(tmp_path, extractor):
     path = tmp_path / "half.pth"
     _write_features_file(path, extractor, n_convs=2)
     torch.save({k: v.half() for k, v in torch.load(path, weights_only=True).items()}, path)
