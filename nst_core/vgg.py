@@ -45,7 +45,7 @@ class Extractor(nn.Module):
         # Whether the large convs run through NNPACK's Winograd kernels (fp32 CPU only): set by
         # `variant`, because those kernels read NCHW and the layout is the variant's.
         self.winograd = False
-        self._winograd_kernels: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._winograd_convs: list[winograd.Conv3x3] | None = None
 
     @classmethod
     def load(cls, source: str = "original", layers: Iterable[str] = LAYER_NAMES) -> Extractor:
@@ -67,7 +67,7 @@ class Extractor(nn.Module):
         if dtype is not None:
             copy_.convs.to(dtype)
         copy_.winograd = winograd
-        copy_._winograd_kernels = None  # made from these weights when first needed
+        copy_._winograd_convs = None  # made from these weights when first needed
         return copy_
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,9 +100,8 @@ class Extractor(nn.Module):
         return feats
 
     def _conv(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        conv = self.convs[i]
-        if not (self.winograd and winograd.pays(conv, h)):
-            return conv(h)
-        if self._winograd_kernels is None:
-            self._winograd_kernels = [winograd.kernels(c) for c in self.convs]
-        return winograd.conv3x3(conv, self._winograd_kernels[i], h)
+        if not self.winograd:
+            return self.convs[i](h)
+        if self._winograd_convs is None:
+            self._winograd_convs = [winograd.Conv3x3(c) for c in self.convs]
+        return self._winograd_convs[i](h)

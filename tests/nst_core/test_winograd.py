@@ -23,9 +23,10 @@ def _features_and_grad(extractor, x: torch.Tensor) -> tuple[dict, torch.Tensor]:
 
 @pytest.mark.skipif(not winograd.available(), reason="this torch has no NNPACK on this CPU")
 def test_winograd_features_and_gradient_match_the_direct_convs(extractor) -> None:
-    # 192x256 puts conv1_2 .. conv3_4 at or above the size where Winograd is used.
+    # At 192x256 conv1_2 runs by torch's NNPACK call and the deeper convs by the kept transforms.
     x = torch.rand(1, 3, 192, 256, generator=torch.Generator().manual_seed(0))
-    assert winograd.pays(extractor.convs[1], torch.empty(1, 64, 192, 256))
+    assert winograd.way(extractor.convs[1], torch.empty(1, 64, 192, 256)) == "batch"
+    assert winograd.way(extractor.convs[8], torch.empty(1, 256, 24, 32)) == "kept"
     direct, direct_grad = _features_and_grad(extractor, x)
     fast, fast_grad = _features_and_grad(extractor.variant(None, torch.contiguous_format, winograd=True), x)
     for name in LAYERS:
@@ -53,13 +54,20 @@ def test_the_winograd_mode_keeps_its_own_nchw_weights(stylizer) -> None:
         assert error < 1e-4, (name, error)
 
 
-def test_small_maps_rgb_input_and_print_sized_maps_keep_the_direct_conv(extractor) -> None:
-    assert not winograd.pays(extractor.convs[0], torch.empty(1, 3, 384, 512))
-    assert not winograd.pays(extractor.convs[12], torch.empty(1, 512, 24, 32))
+@pytest.mark.skipif(not winograd.available(), reason="this torch has no NNPACK on this CPU")
+def test_each_conv_takes_the_kernel_that_won_at_its_size(extractor) -> None:
+    def way(index: int, height: int, width: int) -> str:
+        conv = extractor.convs[index]
+        return winograd.way(conv, torch.empty(1, conv.in_channels, height, width))
+
+    assert way(0, 384, 512) == "direct"  # conv1_1: 3 input channels
+    assert way(12, 6, 8) == "direct"  # conv5_1 at 128 px: the transforms cost more than they save
+    assert way(9, 12, 16) == "direct"  # Winograd's rounding there moved a picture's style figures
+    assert way(12, 24, 32) == way(9, 48, 64) == way(5, 96, 128) == way(2, 48, 64) == "kept"
+    assert way(1, 192, 256) == way(4, 192, 256) == "batch"
     # A 1024 px job runs every layer by Winograd; at 2048 px conv1_2's workspace would stay behind.
-    assert winograd.pays(extractor.convs[1], torch.empty(1, 64, 768, 1024))
-    assert not winograd.pays(extractor.convs[1], torch.empty(1, 64, 1536, 2048))
-    assert winograd.pays(extractor.convs[4], torch.empty(1, 128, 384, 512))
+    assert way(1, 768, 1024) == "batch"
+    assert way(1, 1536, 2048) == "direct"
 
 
 def test_winograd_only_for_auto_precision_on_a_cpu_without_avx512() -> None:
