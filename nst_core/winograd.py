@@ -4,7 +4,7 @@ On an AVX2-only CPU oneDNN's direct fp32 convs run VGG19 at 512 px 1.8x slower t
 Winograd transform (bench/RESULTS.md, second session of 2026-12-06). torch routes convs to
 NNPACK only for batches of 16 or more and differentiates them with the direct kernel, so the
 engine calls it here: by torch's NNPACK call on large maps, and by NNPACK's own inference call
-with the kernel transformed once (nst_core/nnpack.py) on the deep layers' small maps.
+with the kernel transformed once (nst_core/nnpack.py) on maps of 24x32 to 96x128 px.
 """
 
 from __future__ import annotations
