@@ -3,7 +3,7 @@
 torch calls NNPACK's batch conv, which transforms the kernel at every call: for a 512-channel
 VGG19 layer that is 67 MB of transformed kernel per call, which costs more than the product on
 maps of 24x32 px and less. NNPACK's inference function can keep the transform between calls, and
-work in a buffer it is given instead of allocating one at every call (its workspace cost half its
+work in a buffer it is given instead of allocating one at every call (its workspace cost a third of its
 time at 96x128 px); torch exposes neither, but libtorch_cpu exports NNPACK's C functions, so
 ctypes calls them.
 """
