@@ -42,6 +42,7 @@ class Transformed(NamedTuple):
     buffer: torch.Tensor
     in_channels: int
     out_channels: int
+    zero_bias: torch.Tensor  # NNPACK's output transform reads a bias unconditionally
 
 
 @functools.cache
@@ -116,7 +117,7 @@ def transform(kernel: torch.Tensor) -> Transformed:
     buffer = torch.zeros(size.value, dtype=torch.uint8)  # torch aligns it to 64 bytes, as NNPACK needs
     _call(PRECOMPUTE, in_channels, out_channels, nominal, None, kernel.data_ptr(), None, None,
           buffer.data_ptr(), workspace_size=size)
-    return Transformed(buffer, in_channels, out_channels)
+    return Transformed(buffer, in_channels, out_channels, torch.zeros(out_channels))
 
 
 def conv3x3(x: torch.Tensor, kernel: Transformed, bias: torch.Tensor | None) -> torch.Tensor:
@@ -126,8 +127,7 @@ def conv3x3(x: torch.Tensor, kernel: Transformed, bias: torch.Tensor | None) -> 
     x = x.contiguous()
     n, _, height, width = x.shape
     out = torch.empty(n, kernel.out_channels, height, width, dtype=x.dtype)
-    # NNPACK's output transform reads the bias unconditionally.
-    bias = torch.zeros(kernel.out_channels) if bias is None else bias.detach().float().contiguous()
+    bias = kernel.zero_bias if bias is None else bias.detach().float().contiguous()
     size = ctypes.c_size_t(_workspace_size(kernel.in_channels, kernel.out_channels, height, width))
     workspace = _workspace(size.value)
     for image in range(n):
