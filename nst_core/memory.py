@@ -5,12 +5,17 @@ rising to at most 32 MiB) straight from the kernel and gives them back on free, 
 evaluation's activations (a bf16 relu1_1 at 512 px is 24 MiB) were faulted in and zeroed afresh.
 Keeping freed blocks in the heap during a job, and trimming the heap after it, took a `fast`
 job's system time on 2 cores from 1.3-1.7 s to 0.6-1.0 s (bench/RESULTS.md, 2026-12-06).
+Trimming after every job made the next job fault its pages in again (1.1-2.2 s of system time
+per `fast` job on an AVX2 VM): a worker now trims only once it has been idle a while.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import threading
+from collections.abc import Iterator
 
 # mallopt's parameter numbers (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -40,3 +45,37 @@ def release_freed_memory() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+class IdleRelease:
+    """Gives freed memory back once no job has run for `delay` seconds, so a busy process reuses it."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._lock = threading.Lock()
+        self._running = 0
+        self._timer: threading.Timer | None = None
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark one job running: a pending release waits until no job is."""
+        with self._lock:
+            self._running += 1
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    self._schedule()
+
+    def _schedule(self) -> None:
+        if self.delay <= 0:
+            release_freed_memory()
+            return
+        self._timer = threading.Timer(self.delay, release_freed_memory)
+        self._timer.daemon = True  # a process that exits has nothing to give back
+        self._timer.start()

@@ -31,6 +31,9 @@ PLATEAU_GAIN = 0.002  # a scale ends early when LOSS_SYNC_EVERY iterations gain 
 ADAM_LR = 0.02  # in 0..1 pixel units
 # fp16 gradients underflow without scaling; bf16 and fp32 need none.
 FP16_LOSS_SCALE = 1024.0
+# A worker with queued jobs starts the next within a second; one idle this long gives its last
+# job's memory back (a 2048 px job leaves gigabytes).
+RELEASE_AFTER_IDLE_S = 30.0
 
 
 def scale_dims(size: tuple[int, int], long_side: int) -> tuple[int, int]:
@@ -68,7 +71,8 @@ def _layout(mode: ConvMode) -> torch.memory_format:
 class Stylizer:
     """Holds the VGG19 extractor and the style-target cache of one process; runs jobs."""
 
-    def __init__(self, weights: str = "original", device: str = "auto", cache_entries: int = 64) -> None:
+    def __init__(self, weights: str = "original", device: str = "auto", cache_entries: int = 64,
+                 release_after_idle: float = RELEASE_AFTER_IDLE_S) -> None:
         self.device = resolve_device(device)
         if self.device.type == "cuda":
             # Job sizes repeat (three scales per size), so autotuning each shape once pays off.
@@ -78,6 +82,7 @@ class Stylizer:
         self._variants: dict[ConvMode, Extractor] = {ConvMode(): self.extractor}
         self.grams = GramCache(cache_entries)
         memory.keep_freed_memory()
+        self._idle_release = memory.IdleRelease(release_after_idle)
 
     def warm_up(self) -> None:
         """Run one tiny job, so that the process's one-time costs fall in setup, not in a job."""
@@ -100,10 +105,8 @@ class Stylizer:
         blend = self._check(styles, params, init_image)
         torch.manual_seed(params.seed)
         run = _Run(self, content, styles, blend, params, on_progress)
-        try:
+        with self._idle_release.busy():
             return run.execute(init_image)
-        finally:
-            memory.release_freed_memory()
 
     def _check(self, styles: Sequence[Image.Image], params: StyleParams,
                init_image: Image.Image | None) -> list[float]:

@@ -65,3 +65,49 @@ def test_freed_tensors_are_reused_without_new_page_faults(kept):
 
 def test_release_gives_the_kept_memory_back(kept):
     assert kept["held"] - kept["released"] > 32 * 1024 * 1024
+
+
+# In a fresh process: a "job" frees 256 MiB of tensors inside `busy()`; the resident size right
+# after it, after a second job that starts within the delay, and once the process has been idle.
+IDLE_PROBE = """
+import json, sys, time
+import torch
+from nst_core import memory
+memory.keep_freed_memory()
+idle = memory.IdleRelease(float(sys.argv[1]))
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+def job():
+    with idle.busy():
+        x = torch.ones(64 * 1024 * 1024)
+        del x
+sizes = {}
+job()
+sizes["after_job"] = rss()
+time.sleep(float(sys.argv[1]) / 2)
+job()  # starts before the first job's release is due: that release is called off
+time.sleep(float(sys.argv[1]) * 0.75)
+sizes["busy_again"] = rss()
+time.sleep(float(sys.argv[1]) * 1.5)
+sizes["idle"] = rss()
+print(json.dumps(sizes))
+"""
+
+
+def _idle_probe(delay: float) -> dict:
+    out = subprocess.run([sys.executable, "-c", IDLE_PROBE, str(delay)], capture_output=True, text=True,
+                         check=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+def test_a_busy_process_keeps_freed_memory_and_an_idle_one_gives_it_back():
+    sizes = _idle_probe(2.0)
+    # 1.75 delays after the first job, but only 0.75 after the second: nothing given back yet
+    assert sizes["busy_again"] - sizes["idle"] > 200 * 1024 * 1024
+    assert sizes["after_job"] - sizes["idle"] > 200 * 1024 * 1024
+
+
+def test_no_delay_gives_memory_back_as_each_job_ends():
+    sizes = _idle_probe(0.0)
+    assert sizes["after_job"] - sizes["idle"] < 32 * 1024 * 1024
+    assert sizes["busy_again"] - sizes["idle"] < 32 * 1024 * 1024
