@@ -1,4 +1,4 @@
-"""The C heap keeps a job's freed tensors for reuse, and gives them back after the job."""
+"""The C heap keeps a job's freed tensors for reuse, and gives them back once the process is idle."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ print(json.dumps({"kept": kept, "rounds": rounds, "held": held, "released": rss(
 """
 
 
-def _probe(mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
+def _probe(mode: str, code: str = PROBE) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
                          check=True, timeout=120)
     return json.loads(out.stdout)
 
@@ -95,9 +95,7 @@ print(json.dumps(sizes))
 
 
 def _idle_probe(delay: float) -> dict:
-    out = subprocess.run([sys.executable, "-c", IDLE_PROBE, str(delay)], capture_output=True, text=True,
-                         check=True, timeout=120)
-    return json.loads(out.stdout)
+    return _probe(str(delay), IDLE_PROBE)
 
 
 def test_a_busy_process_keeps_freed_memory_and_an_idle_one_gives_it_back():
