@@ -99,7 +99,7 @@ def _idle_probe(delay: float) -> dict:
 
 
 def test_a_busy_process_keeps_freed_memory_and_an_idle_one_gives_it_back():
-    sizes = _idle_probe(2.0)
+    sizes = _idle_probe(4.0)  # long enough that a loaded CI machine keeps the 1 s margins
     # 1.75 delays after the first job, but only 0.75 after the second: nothing given back yet
     assert sizes["busy_again"] - sizes["idle"] > 200 * 1024 * 1024
     assert sizes["after_job"] - sizes["idle"] > 200 * 1024 * 1024
