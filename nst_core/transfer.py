@@ -19,7 +19,7 @@ from nst_core import color, memory
 from nst_core.cache import GramCache, image_digest
 from nst_core.device import ConvMode, conv_mode, resolve_device
 from nst_core.errors import Canceled, InvalidParams
-from nst_core.lbfgs import LBFGS, carried_curvature
+from nst_core.lbfgs import LBFGS, Carried
 from nst_core.losses import StyleTarget, content_loss, style_loss, style_target, tv_loss
 from nst_core.params import StyleParams
 from nst_core.progress import Progress, ProgressCallback, Result
@@ -180,8 +180,7 @@ class _Run:
         self.losses: dict[str, float] = {}  # last values read back from the device
         self.cache_hits = 0
         self.timings = {"content_targets": 0.0, "style_targets": 0.0, "optimize": 0.0}
-        # (estimate, pixels) of the last L-BFGS scale, to start the next scale's with.
-        self.curvature: tuple[float | None, int] = (None, 1)
+        self.carried: Carried | None = None  # the last L-BFGS scale's, to start the next scale's with
         self.grams_per_scale: list[list[dict[str, StyleTarget]]] = []  # of the scales begun so far
         self.start = time.perf_counter()
         self.opt_start = self.start
@@ -278,9 +277,9 @@ class _Run:
         optimizer: LBFGS | torch.optim.Adam
         if self.p.optimizer == "lbfgs":
             # One evaluation per step, no line search: cheap and stable for this problem
-            # (as in neural-style); the history carries over from step to step.
-            optimizer = LBFGS(x, history=100,
-                              inverse_curvature=carried_curvature(*self.curvature, x.numel()))
+            # (as in neural-style); the history carries over from step to step and scale to scale.
+            optimizer = self.carried.optimizer_for(x) if self.carried else LBFGS(x)
+            self.carried = None  # upsampled into the optimizer: a 2048 px job's peak must not hold both
         else:
             optimizer = torch.optim.Adam([x], lr=ADAM_LR)
         n_iter = self.schedule.iterations[index]
@@ -310,7 +309,7 @@ class _Run:
                     break
                 checkpoint = self.losses["total"]
         if isinstance(optimizer, LBFGS):
-            self.curvature = (optimizer.inverse_curvature, x.numel())
+            self.carried = optimizer.carried()
         return x, n_done
 
     def _style_loss(self, feats: dict[str, torch.Tensor],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst_core.lbfgs import LBFGS, carried_curvature
+from nst_core import lbfgs
+from nst_core.lbfgs import LBFGS, Carried, carried_curvature
 
 
 def _problem(n: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,3 +94,68 @@ def test_carried_curvature_grows_with_the_square_root_of_the_pixels():
     assert carried_curvature(3.0, 100, 400) == pytest.approx(6.0)
     assert carried_curvature(3.0, 400, 100) == pytest.approx(1.5)
     assert carried_curvature(3.0, 100, 100) == pytest.approx(3.0)
+
+
+def _smooth(h: int, w: int, low: float, high: float) -> torch.Tensor:
+    """A field rising smoothly from `low` at the top left to `high` at the bottom right."""
+    ramp = torch.linspace(0, 1, h)[:, None] + torch.linspace(0, 1, w)[None, :]
+    return (low + (high - low) * ramp / 2).view(1, 1, h, w)
+
+
+def _scale_problem(h: int, w: int):
+    """A loss that is a mean over pixels, as the engine's are, with smooth curvatures 1..100."""
+    curv, target = _smooth(h, w, 1.0, 100.0), _smooth(h, w, 0.2, 0.8) ** 2
+
+    def loss_of(x: torch.Tensor) -> torch.Tensor:
+        d = x - target
+        return (0.5 * curv * d * d + 0.1 * d.pow(4)).mean()
+    return loss_of
+
+
+def _run(opt: LBFGS, loss_of, steps: int) -> list[float]:
+    evals: list[float] = []
+
+    def closure() -> torch.Tensor:
+        opt.x.grad = None
+        loss = loss_of(opt.x)
+        loss.backward()
+        evals.append(loss.item())
+        return loss
+    for _ in range(steps):
+        opt.step(closure)
+    return evals
+
+
+def _coarse_then_fine(carry_pairs: bool) -> list[float]:
+    coarse = torch.zeros(1, 1, 16, 12, requires_grad=True)
+    opt = LBFGS(coarse)
+    _run(opt, _scale_problem(16, 12), 15)
+    carried = opt.carried()
+    if not carry_pairs:
+        carried = Carried(carried.inverse_curvature, [], carried.shape)
+    fine = torch.nn.functional.interpolate(coarse.detach(), size=(32, 24), mode="bilinear")
+    fine.requires_grad_(True)
+    return _run(carried.optimizer_for(fine), _scale_problem(32, 24), 4)
+
+
+def test_the_previous_scales_pairs_make_the_finer_scales_steps_count():
+    with_pairs, estimate_only = _coarse_then_fine(True), _coarse_then_fine(False)
+    assert with_pairs[0] == pytest.approx(estimate_only[0])  # the same starting image
+    assert with_pairs[-1] < 0.5 * estimate_only[-1]
+
+
+def test_carried_pairs_keep_the_newest_that_fit_the_byte_cap(monkeypatch):
+    x = torch.zeros(1, 3, 8, 8)
+    pairs = [(torch.full((3 * 4 * 4,), float(i + 1)), torch.full((3 * 4 * 4,), 1.0)) for i in range(12)]
+    carried = Carried(2.0, pairs[-lbfgs.CARRIED_PAIRS:], (1, 3, 4, 4))
+    opt = carried.optimizer_for(x.clone().requires_grad_(True))
+    assert len(opt._pairs) == lbfgs.CARRIED_PAIRS
+    # A smooth pair, upsampled 2x with its gradient change divided by the pixel ratio of 4,
+    # sets the estimate to 4 times the coarser one (s.y / y.y = 12 / 1 * 4).
+    assert opt.inverse_curvature == pytest.approx(4 * 12.0)
+    monkeypatch.setattr(lbfgs, "CARRIED_BYTES", 3 * 2 * x.numel() * 4)
+    assert len(carried.optimizer_for(x.clone().requires_grad_(True))._pairs) == 3
+    monkeypatch.setattr(lbfgs, "CARRIED_BYTES", 0)
+    opt = carried.optimizer_for(x.clone().requires_grad_(True))
+    assert not opt._pairs
+    assert opt.inverse_curvature == pytest.approx(carried_curvature(2.0, 48, 192))  # the square-root rule
