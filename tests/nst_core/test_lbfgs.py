@@ -154,7 +154,8 @@ def test_carried_pairs_keep_the_newest_that_fit_the_byte_cap(monkeypatch):
     # sets the estimate to 4 times the coarser one (s.y / y.y = 12 / 1 * 4).
     assert opt.inverse_curvature == pytest.approx(4 * 12.0)
     monkeypatch.setattr(lbfgs, "CARRIED_BYTES", 3 * 2 * x.numel() * 4)
-    assert len(carried.optimizer_for(x.clone().requires_grad_(True))._pairs) == 3
+    opt = carried.optimizer_for(x.clone().requires_grad_(True))
+    assert [float(s[0]) for s, _, _ in opt._pairs] == [10.0, 11.0, 12.0]  # the newest three
     monkeypatch.setattr(lbfgs, "CARRIED_BYTES", 0)
     opt = carried.optimizer_for(x.clone().requires_grad_(True))
     assert not opt._pairs
