@@ -1,4 +1,4 @@
-"""The engine's L-BFGS: torch's iterates on a first scale, a productive first step on later ones."""
+"""The engine's L-BFGS: torch's iterates on a first scale; later ones start from the previous scale's."""
 
 from __future__ import annotations
 
